@@ -1,0 +1,315 @@
+"""The Order resource's spec and status, as typed models.
+
+These models are the single source of truth for the Order schema: the CRD in
+``crds/`` is generated from them (``make manifests``, :mod:`korder.kube.crd`) and a
+unit test fails when the committed CRD drifts from what they generate. Field
+descriptions here become ``kubectl explain`` text; ``x-kubernetes-validations``
+carry the CEL rules the API server enforces across fields and across updates.
+
+JSON names are camelCase (the seed's REST shapes and Kubernetes' convention);
+Python names are snake_case.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from korder.domain import money
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_enum_values=True,
+        serialize_by_alias=True,
+        validate_by_alias=True,
+        validate_by_name=True,
+    )
+
+
+def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, Any]:
+    """One CEL validation rule as the CRD's ``x-kubernetes-validations`` entry."""
+    entry: dict[str, Any] = {"rule": rule, "message": message}
+    if field_path:
+        entry["fieldPath"] = field_path
+    return entry
+
+
+Amount = Annotated[
+    str,
+    Field(
+        pattern=money.AMOUNT_PATTERN,
+        max_length=13,
+        description="An amount of money as a decimal string with at most two fraction digits, "
+        'such as "19.99". Never a number: money is exact.',
+    ),
+]
+ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class PaymentMethod(StrEnum):
+    """How the customer pays. Card data is never stored on the order."""
+
+    CREDIT_CARD = "credit_card"
+    DEBIT_CARD = "debit_card"
+    PAYPAL = "paypal"
+    BANK_TRANSFER = "bank_transfer"
+
+
+class Carrier(StrEnum):
+    """The shipping service a fulfilment asks for."""
+
+    STANDARD = "STANDARD"
+    EXPRESS = "EXPRESS"
+    OVERNIGHT = "OVERNIGHT"
+
+
+class Phase(StrEnum):
+    """Where the order is in its saga."""
+
+    PENDING = "Pending"
+    RESERVING_INVENTORY = "ReservingInventory"
+    PROCESSING_PAYMENT = "ProcessingPayment"
+    CONFIRMED = "Confirmed"
+    PROCESSING = "Processing"
+    FULFILLED = "Fulfilled"
+    COMPENSATING = "Compensating"
+    FAILED = "Failed"
+    CANCELLING = "Cancelling"
+    CANCELLED = "Cancelled"
+
+
+class Customer(_Model):
+    """Who placed the order."""
+
+    id: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$",
+        description="The shop's identifier of the customer: letters, digits, '.', '_' and '-'.",
+    )
+    name: str | None = Field(default=None, max_length=200, description="The customer's name.")
+    email: str | None = Field(
+        default=None,
+        max_length=254,
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="Where the shop writes to the customer about this order.",
+    )
+
+
+class LineItem(_Model):
+    """One product line of the order."""
+
+    product_id: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="The product's identifier in the inventory, such as PROD-001.",
+    )
+    name: str | None = Field(default=None, max_length=200, description="The product's name.")
+    quantity: int = Field(ge=1, le=1000, description="How many units, from 1 to 1000.")
+    price: Amount = Field(description="The price of one unit, in the order's currency.")
+
+
+class Address(_Model):
+    """A postal address."""
+
+    street: ShortText = Field(description="Street and number.")
+    city: ShortText = Field(description="City or town.")
+    postal_code: str = Field(
+        min_length=1, max_length=20, description="Postal or ZIP code, as the country writes it."
+    )
+    country: str = Field(
+        pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 country code, such as US or DE."
+    )
+
+
+class FulfillmentRequest(_Model):
+    """Asks the operator to ship the order (Processing -> Fulfilled)."""
+
+    carrier: Carrier = Field(description="The shipping service: STANDARD, EXPRESS or OVERNIGHT.")
+
+
+class OrderSpec(_Model):
+    """What the client asked for. The facade writes it; a GitOps tool may write it too."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "self.items == oldSelf.items",
+                    "items cannot change once the order is created",
+                    ".items",
+                ),
+                _cel(
+                    "self.customer == oldSelf.customer",
+                    "customer cannot change once the order is created",
+                    ".customer",
+                ),
+                _cel(
+                    "self.paymentMethod == oldSelf.paymentMethod",
+                    "paymentMethod cannot change once the order is created",
+                    ".paymentMethod",
+                ),
+                _cel(
+                    "self.currency == oldSelf.currency",
+                    "currency cannot change once the order is created",
+                    ".currency",
+                ),
+                _cel(
+                    "!oldSelf.cancelRequested || self.cancelRequested",
+                    "a cancelled order cannot be un-cancelled",
+                    ".cancelRequested",
+                ),
+                _cel(
+                    "!oldSelf.processRequested || self.processRequested",
+                    "a processing request cannot be withdrawn",
+                    ".processRequested",
+                ),
+                _cel(
+                    "!has(oldSelf.fulfillment) || "
+                    "(has(self.fulfillment) && self.fulfillment == oldSelf.fulfillment)",
+                    "a fulfilment request cannot be changed or withdrawn",
+                    ".fulfillment",
+                ),
+            ]
+        }
+    )
+
+    customer: Customer = Field(description="Who placed the order. Immutable.")
+    items: list[LineItem] = Field(
+        min_length=1,
+        max_length=100,
+        description="The products ordered, 1 to 100 lines. Immutable.",
+    )
+    currency: str = Field(
+        default="USD",
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 currency code of every amount in the order. Immutable.",
+    )
+    shipping_address: Address = Field(description="Where the order is shipped.")
+    billing_address: Address | None = Field(
+        default=None, description="Where the invoice goes, if not the shipping address."
+    )
+    payment_method: PaymentMethod = Field(
+        description="How the customer pays: credit_card, debit_card, paypal or bank_transfer. "
+        "Immutable."
+    )
+    notes: str | None = Field(default=None, max_length=2000, description="Free text for the shop.")
+    process_requested: bool = Field(
+        default=False,
+        description="Set to true to move a Confirmed order to Processing. Cannot be unset.",
+    )
+    fulfillment: FulfillmentRequest | None = Field(
+        default=None,
+        description="Set to ship a Processing order with a carrier. Cannot be changed once set.",
+    )
+    cancel_requested: bool = Field(
+        default=False,
+        description="Set to true to cancel the order: completed steps are compensated. "
+        "Cannot be unset.",
+    )
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(_Model):
+    """A condition in the shape of metav1.Condition, readable by kstatus and kubectl wait."""
+
+    type: str = Field(
+        max_length=316,
+        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+        r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$",
+        description="The condition's type in CamelCase: Ready, Reconciling, Stalled, or a step.",
+    )
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The .metadata.generation the condition was set for."
+    )
+    last_transition_time: str = Field(
+        description="When the condition last changed from one status to another (RFC 3339).",
+        json_schema_extra={"format": "date-time"},
+    )
+    reason: str = Field(
+        min_length=1,
+        max_length=1024,
+        pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+        description="A CamelCase word that says why the condition has its status.",
+    )
+    message: str = Field(
+        default="", max_length=32768, description="A sentence for a person about the condition."
+    )
+
+
+class Shipment(_Model):
+    """The shipment that fulfilled the order."""
+
+    carrier: Carrier = Field(description="The carrier that ships the order.")
+    tracking_number: str = Field(max_length=128, description="The carrier's tracking number.")
+    shipped_at: str = Field(
+        description="When the shipment was created (RFC 3339).",
+        json_schema_extra={"format": "date-time"},
+    )
+
+
+class HistoryEntry(_Model):
+    """One entry of the order's durable event log."""
+
+    type: str = Field(
+        max_length=128, description="What happened, in CamelCase, such as InventoryReserved."
+    )
+    time: str = Field(
+        description="When it happened (RFC 3339).", json_schema_extra={"format": "date-time"}
+    )
+    phase: Phase = Field(description="The order's phase after it happened.")
+    message: str = Field(default="", max_length=1024, description="A sentence for a person.")
+    data: dict[str, str] | None = Field(
+        default=None, description="Details as key/value pairs: ids, amounts, reasons."
+    )
+
+
+HISTORY_LIMIT = 100
+
+
+class OrderStatus(_Model):
+    """What the operator observed and did. Only the operator writes it."""
+
+    phase: Phase | None = Field(default=None, description="Where the order is in its saga.")
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The .metadata.generation the operator last acted on."
+    )
+    total: Amount | None = Field(
+        default=None, description="Sum of price x quantity over the items, in the order's currency."
+    )
+    reservation_id: str | None = Field(
+        default=None, max_length=128, description="The inventory reservation, once reserved."
+    )
+    payment_id: str | None = Field(
+        default=None, max_length=128, description="The captured payment, once charged."
+    )
+    shipment: Shipment | None = Field(default=None, description="Set once the order is fulfilled.")
+    failure_reason: str | None = Field(
+        default=None, max_length=1024, description="Why the order failed, for a person."
+    )
+    conditions: list[Condition] | None = Field(
+        default=None,
+        max_length=32,
+        description="Ready, Reconciling, Stalled and one condition per saga step.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    history: list[HistoryEntry] | None = Field(
+        default=None,
+        max_length=HISTORY_LIMIT,
+        description=f"The durable log of the order's transitions, oldest first, at most "
+        f"{HISTORY_LIMIT} entries (Kubernetes Events expire; this does not).",
+    )

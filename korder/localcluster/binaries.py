@@ -1,0 +1,70 @@
+"""Finding or building kube-apiserver, etcd and kubectl.
+
+Order of preference:
+1. ``KUBEBUILDER_ASSETS`` (controller-runtime envtest's convention), when it points
+   at a folder holding ``kube-apiserver`` and ``etcd``;
+2. the build cache, filled by ``hack/controlplane/build.sh`` from the pinned Go
+   modules (a cold build takes minutes; a warm one is a file check).
+
+kubectl comes from the same folder when it is there, else from ``PATH``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BUILD_SCRIPT = REPO_ROOT / "hack" / "controlplane" / "build.sh"
+
+
+class BinariesUnavailable(RuntimeError):
+    """The control plane's binaries could not be found or built."""
+
+
+@dataclass(frozen=True)
+class Binaries:
+    etcd: Path
+    kube_apiserver: Path
+    kubectl: Path
+
+    @classmethod
+    def in_folder(cls, folder: Path) -> Binaries | None:
+        etcd, apiserver = folder / "etcd", folder / "kube-apiserver"
+        if not (etcd.is_file() and apiserver.is_file()):
+            return None
+        kubectl = folder / "kubectl"
+        if not kubectl.is_file():
+            on_path = shutil.which("kubectl")
+            if on_path is None:
+                raise BinariesUnavailable(f"no kubectl in {folder} nor on PATH")
+            kubectl = Path(on_path)
+        return cls(etcd=etcd, kube_apiserver=apiserver, kubectl=kubectl)
+
+
+def resolve() -> Binaries:
+    """The binaries to run, building them into the cache when needed."""
+    assets = os.environ.get("KUBEBUILDER_ASSETS")
+    if assets:
+        found = Binaries.in_folder(Path(assets))
+        if found:
+            return found
+        print(
+            f"KUBEBUILDER_ASSETS={assets} lacks kube-apiserver or etcd; using the build cache",
+            file=sys.stderr,
+        )
+    # The script prints progress on stderr (inherited, so it shows) and the folder last.
+    result = subprocess.run(
+        ["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise BinariesUnavailable(f"{BUILD_SCRIPT} failed with exit code {result.returncode}")
+    folder = Path(result.stdout.strip().splitlines()[-1])
+    found = Binaries.in_folder(folder)
+    if found is None:
+        raise BinariesUnavailable(f"{BUILD_SCRIPT} did not leave binaries in {folder}")
+    return found

@@ -1,0 +1,236 @@
+"""A real Kubernetes control plane (etcd + kube-apiserver) as local processes.
+
+The way controller-runtime's envtest does it: etcd and kube-apiserver on free
+loopback ports, generated certificates, RBAC authorization, an admin client
+certificate, and a kubeconfig written for kubectl, Kopf and our clients. No
+controller-manager runs, so there is no garbage collection and deleted namespaces
+stay Terminating.
+
+Used by :mod:`korder.localcluster.system` (``make run``) and the e2e test session.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+import yaml
+
+from korder.localcluster import certificates, processes
+from korder.localcluster.binaries import Binaries
+
+log = logging.getLogger(__name__)
+
+FEATURE_GATES = "ShardedListAndWatch=true"
+SERVICE_CIDR = "10.0.0.0/24"
+
+
+class ControlPlaneError(RuntimeError):
+    """The control plane did not come up."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ControlPlane:
+    """etcd and kube-apiserver, started by :meth:`start` and stopped by :meth:`stop`.
+
+    ``state_dir`` holds certificates, logs, pids and (unless ``ephemeral``) etcd's
+    data, which then survives a restart. ``ephemeral`` also turns fsync off in etcd:
+    fast, and only for tests whose data may be lost.
+    """
+
+    binaries: Binaries
+    state_dir: Path
+    kubeconfig: Path
+    ephemeral: bool = False
+    ready_timeout: float = 90.0
+    api_url: str = field(init=False, default="")
+    _procs: list[subprocess.Popen[bytes]] = field(init=False, default_factory=list)
+
+    @property
+    def _pidfile(self) -> Path:
+        return self.state_dir / "pids"
+
+    def _clean_stale_state(self) -> None:
+        """Undo what a killed run left: its processes, its certificates, its logs."""
+        processes.kill_stale(self._pidfile, str(self.state_dir))
+        keep = set() if self.ephemeral else {"etcd-data"}
+        if self.state_dir.exists():
+            for entry in self.state_dir.iterdir():
+                if entry.name in keep:
+                    continue
+                if entry.is_dir():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+
+    def start(self) -> None:
+        self._clean_stale_state()
+        certs = certificates.generate(self.state_dir / "pki")
+        etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
+        etcd_url = f"http://127.0.0.1:{etcd_port}"
+        peer_url = f"http://127.0.0.1:{peer_port}"
+        etcd_args = [
+            self.binaries.etcd,
+            "--name=korder",
+            f"--data-dir={self.state_dir / 'etcd-data'}",
+            f"--listen-client-urls={etcd_url}",
+            f"--advertise-client-urls={etcd_url}",
+            f"--listen-peer-urls={peer_url}",
+            f"--initial-advertise-peer-urls={peer_url}",
+            f"--initial-cluster=korder={peer_url}",
+            "--log-level=warn",
+        ]
+        if self.ephemeral:
+            etcd_args.append("--unsafe-no-fsync")
+        try:
+            self._spawn("etcd", etcd_args)
+            self._wait_etcd(etcd_url)
+            self.api_url = f"https://127.0.0.1:{api_port}"
+            self._spawn(
+                "kube-apiserver",
+                [
+                    self.binaries.kube_apiserver,
+                    f"--etcd-servers={etcd_url}",
+                    "--bind-address=127.0.0.1",
+                    "--advertise-address=127.0.0.1",
+                    f"--secure-port={api_port}",
+                    f"--cert-dir={self.state_dir / 'pki'}",
+                    f"--tls-cert-file={certs.server_cert}",
+                    f"--tls-private-key-file={certs.server_key}",
+                    f"--client-ca-file={certs.ca_cert}",
+                    f"--service-account-key-file={certs.service_account_pub}",
+                    f"--service-account-signing-key-file={certs.service_account_key}",
+                    "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                    f"--service-cluster-ip-range={SERVICE_CIDR}",
+                    "--authorization-mode=RBAC",
+                    "--allow-privileged=true",
+                    # No controller-manager mints service-account tokens here.
+                    "--disable-admission-plugins=ServiceAccount",
+                    f"--feature-gates={FEATURE_GATES}",
+                    "--profiling=false",
+                ],
+            )
+            self._write_kubeconfig(certs)
+            self._wait_ready(certs)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _spawn(self, name: str, argv: list[str | Path]) -> None:
+        proc = processes.spawn(argv, log=self.state_dir / f"{name}.log")
+        self._procs.append(proc)
+        with self._pidfile.open("a") as f:
+            f.write(f"{proc.pid}\n")
+
+    def _check_alive(self) -> None:
+        for proc in self._procs:
+            if proc.poll() is not None:
+                name = Path(str(proc.args[0])).name  # type: ignore[index]
+                tail = (self.state_dir / f"{name}.log").read_text(errors="replace")[-3000:]
+                raise ControlPlaneError(f"{name} exited with {proc.returncode}:\n{tail}")
+
+    def _wait_etcd(self, url: str) -> None:
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            try:
+                if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise ControlPlaneError(f"etcd not healthy within {self.ready_timeout}s")
+
+    def _wait_ready(self, certs: certificates.CertificateFiles) -> None:
+        context = ssl.create_default_context(cafile=str(certs.ca_cert))
+        context.load_cert_chain(str(certs.admin_cert), str(certs.admin_key))
+        deadline = time.monotonic() + self.ready_timeout
+        last = ""
+        with httpx.Client(verify=context, timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                self._check_alive()
+                try:
+                    response = client.get(f"{self.api_url}/readyz")
+                    if response.status_code == 200:
+                        log.info("control plane ready", extra={"url": self.api_url})
+                        return
+                    last = response.text[-500:]
+                except httpx.HTTPError as exc:
+                    last = repr(exc)
+                time.sleep(0.2)
+        raise ControlPlaneError(f"kube-apiserver not ready within {self.ready_timeout}s: {last}")
+
+    def _write_kubeconfig(self, certs: certificates.CertificateFiles) -> None:
+        def b64(path: Path) -> str:
+            return base64.b64encode(path.read_bytes()).decode()
+
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "korder-local",
+                    "cluster": {
+                        "server": self.api_url,
+                        "certificate-authority-data": b64(certs.ca_cert),
+                    },
+                }
+            ],
+            "users": [
+                {
+                    "name": "korder-admin",
+                    "user": {
+                        "client-certificate-data": b64(certs.admin_cert),
+                        "client-key-data": b64(certs.admin_key),
+                    },
+                }
+            ],
+            "contexts": [
+                {
+                    "name": "korder-local",
+                    "context": {
+                        "cluster": "korder-local",
+                        "user": "korder-admin",
+                        "namespace": "default",
+                    },
+                }
+            ],
+            "current-context": "korder-local",
+        }
+        self.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
+        self.kubeconfig.write_text(yaml.safe_dump(config))
+        self.kubeconfig.chmod(0o600)
+
+    def stop(self) -> None:
+        processes.stop(self._procs)
+        self._procs.clear()
+        self._pidfile.unlink(missing_ok=True)
+
+    def __enter__(self) -> ControlPlane:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,45 @@
+"""The one settings class of korder, read from the environment.
+
+Every component (facade, operator, reference participants, tooling) reads its
+configuration here, so a setting has one name and one default. Variables are
+prefixed ``KORDER_``, except the seed's ``PORT`` and ``CHAOS_MODE``, kept as they are.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """korder's configuration. Each field is the environment variable ``KORDER_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="KORDER_", extra="ignore", frozen=True)
+
+    port: int = Field(
+        default=8000,
+        ge=1,
+        le=65535,
+        validation_alias=AliasChoices("PORT", "KORDER_PORT"),
+        description="TCP port of the REST facade (the seed's PORT).",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the REST facade binds to.")
+    namespace: str = Field(
+        default="default",
+        description="Namespace the facade creates Orders in (the operator watches all).",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    chaos_mode: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("CHAOS_MODE", "KORDER_CHAOS_MODE"),
+        description="Make participant calls fail at random (the seed's CHAOS_MODE).",
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment."""
+    return Settings()
