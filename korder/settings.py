@@ -31,6 +31,15 @@ class Settings(BaseSettings):
         default="default",
         description="Namespace the facade creates Orders in (the operator watches all).",
     )
+    operator_probe_port: int = Field(
+        default=8081,
+        ge=1,
+        le=65535,
+        description="Port of the operator's liveness endpoint (/healthz).",
+    )
+    operator_probe_host: str = Field(
+        default="127.0.0.1", description="Address the operator's liveness endpoint binds to."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     chaos_mode: bool = Field(
         default=False,

@@ -114,7 +114,10 @@ class LineItem(_Model):
     )
     name: str | None = Field(default=None, max_length=200, description="The product's name.")
     quantity: int = Field(ge=1, le=1000, description="How many units, from 1 to 1000.")
-    price: Amount = Field(description="The price of one unit, in the order's currency.")
+    price: Amount = Field(
+        description="The price of one unit, in the order's currency: a decimal string with at "
+        'most two fraction digits, such as "19.99". Never a number: money is exact.'
+    )
 
 
 class Address(_Model):
@@ -289,7 +292,9 @@ class OrderStatus(_Model):
         default=None, ge=0, description="The .metadata.generation the operator last acted on."
     )
     total: Amount | None = Field(
-        default=None, description="Sum of price x quantity over the items, in the order's currency."
+        default=None,
+        description="Sum of price x quantity over the items, in the order's currency, as a "
+        "decimal string with two fraction digits.",
     )
     reservation_id: str | None = Field(
         default=None, max_length=128, description="The inventory reservation, once reserved."

@@ -72,16 +72,38 @@ def order_crd() -> dict[str, Any]:
     spec = _schema_of(OrderSpec)
     status = _schema_of(OrderStatus)
     columns = [
-        {"name": "Phase", "type": "string", "jsonPath": ".status.phase",
-         "description": "Where the order is in its saga."},
-        {"name": "Total", "type": "string", "jsonPath": ".status.total",
-         "description": "Sum of price x quantity."},
-        {"name": "Currency", "type": "string", "jsonPath": ".spec.currency", "priority": 1,
-         "description": "ISO 4217 currency of the amounts."},
-        {"name": "Customer", "type": "string", "jsonPath": ".spec.customer.id",
-         "description": "The customer's identifier."},
-        {"name": "Reason", "type": "string", "jsonPath": ".status.failureReason", "priority": 1,
-         "description": "Why the order failed."},
+        {
+            "name": "Phase",
+            "type": "string",
+            "jsonPath": ".status.phase",
+            "description": "Where the order is in its saga.",
+        },
+        {
+            "name": "Total",
+            "type": "string",
+            "jsonPath": ".status.total",
+            "description": "Sum of price x quantity.",
+        },
+        {
+            "name": "Currency",
+            "type": "string",
+            "jsonPath": ".spec.currency",
+            "priority": 1,
+            "description": "ISO 4217 currency of the amounts.",
+        },
+        {
+            "name": "Customer",
+            "type": "string",
+            "jsonPath": ".spec.customer.id",
+            "description": "The customer's identifier.",
+        },
+        {
+            "name": "Reason",
+            "type": "string",
+            "jsonPath": ".status.failureReason",
+            "priority": 1,
+            "description": "Why the order failed.",
+        },
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
     return {

@@ -22,7 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "controlplane" / "build.sh"
 
 
-class BinariesUnavailable(RuntimeError):
+class BinariesUnavailableError(RuntimeError):
     """The control plane's binaries could not be found or built."""
 
 
@@ -41,7 +41,7 @@ class Binaries:
         if not kubectl.is_file():
             on_path = shutil.which("kubectl")
             if on_path is None:
-                raise BinariesUnavailable(f"no kubectl in {folder} nor on PATH")
+                raise BinariesUnavailableError(f"no kubectl in {folder} nor on PATH")
             kubectl = Path(on_path)
         return cls(etcd=etcd, kube_apiserver=apiserver, kubectl=kubectl)
 
@@ -62,9 +62,9 @@ def resolve() -> Binaries:
         ["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True, check=False
     )
     if result.returncode != 0:
-        raise BinariesUnavailable(f"{BUILD_SCRIPT} failed with exit code {result.returncode}")
+        raise BinariesUnavailableError(f"{BUILD_SCRIPT} failed with exit code {result.returncode}")
     folder = Path(result.stdout.strip().splitlines()[-1])
     found = Binaries.in_folder(folder)
     if found is None:
-        raise BinariesUnavailable(f"{BUILD_SCRIPT} did not leave binaries in {folder}")
+        raise BinariesUnavailableError(f"{BUILD_SCRIPT} did not leave binaries in {folder}")
     return found

@@ -69,9 +69,15 @@ def _issue(
     if ca:
         builder = builder.add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True,
-                content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -105,12 +111,19 @@ def generate(folder: Path) -> CertificateFiles:
     ]
     server_sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in ("127.0.0.1", "10.0.0.1")]
     server = _issue(
-        _name("kube-apiserver"), server_key, ca_name, ca_key,
-        usage=ExtendedKeyUsageOID.SERVER_AUTH, sans=server_sans,
+        _name("kube-apiserver"),
+        server_key,
+        ca_name,
+        ca_key,
+        usage=ExtendedKeyUsageOID.SERVER_AUTH,
+        sans=server_sans,
     )
     admin_key = ec.generate_private_key(ec.SECP256R1())
     admin = _issue(
-        _name("korder-admin", "system:masters"), admin_key, ca_name, ca_key,
+        _name("korder-admin", "system:masters"),
+        admin_key,
+        ca_name,
+        ca_key,
         usage=ExtendedKeyUsageOID.CLIENT_AUTH,
     )
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -86,7 +86,7 @@ class ControlPlane:
         etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
         etcd_url = f"http://127.0.0.1:{etcd_port}"
         peer_url = f"http://127.0.0.1:{peer_port}"
-        etcd_args = [
+        etcd_args: list[str | Path] = [
             self.binaries.etcd,
             "--name=korder",
             f"--data-dir={self.state_dir / 'etcd-data'}",

@@ -47,7 +47,8 @@ def spawn(
             stderr=subprocess.STDOUT if out else None,
             env=dict(env) if env is not None else None,
             cwd=cwd,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads run before the children start
+            # Runs between fork and exec; no threads of ours run at that point.
+            preexec_fn=_die_with_parent,
         )
     finally:
         if out:

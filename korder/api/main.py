@@ -1,0 +1,37 @@
+"""The FastAPI application of the facade."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from korder import __version__, constants
+from korder.api import problems
+from korder.api.routes import health, orders
+from korder.kube import orders as kube_orders
+from korder.settings import get_settings
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = get_settings()
+    app.state.kube = kube_orders.make_client(settings.namespace, constants.FIELD_MANAGER_API)
+    try:
+        yield
+    finally:
+        await app.state.kube.close()
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="korder",
+        version=__version__,
+        description="Orders as Kubernetes resources, driven through a saga.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    app.include_router(health.router)
+    app.include_router(orders.router)
+    return app

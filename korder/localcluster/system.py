@@ -1,0 +1,99 @@
+"""The whole system on one machine, for ``make run``.
+
+Starts (or reuses) a cluster, installs the CRD, then runs the operator and the
+facade as child processes until Ctrl-C or until one of them exits, and stops all
+of it. With KUBECONFIG set, that cluster is used and no control plane starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from korder.localcluster import binaries, processes
+from korder.localcluster.controlplane import ControlPlane
+
+CRDS = binaries.REPO_ROOT / "crds"
+LOCAL_DIR = binaries.REPO_ROOT / ".korder"
+LOCAL_KUBECONFIG = LOCAL_DIR / "kubeconfig"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    kubeconfig: Path
+    kubectl: Path
+
+    def kubectl_run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.kubectl), f"--kubeconfig={self.kubeconfig}", *args],
+            check=check,
+            capture_output=True,
+            text=True,
+        )
+
+    def install_crds(self) -> None:
+        """Apply the CRD and wait until the API server serves it."""
+        self.kubectl_run("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
+        self.kubectl_run("wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRDS))
+
+
+@contextlib.contextmanager
+def cluster(
+    state_dir: Path = LOCAL_DIR / "controlplane", kubeconfig: Path = LOCAL_KUBECONFIG
+) -> Iterator[Cluster]:
+    """The cluster in KUBECONFIG if set, else a local control plane for the block's life."""
+    configured = os.environ.get("KUBECONFIG")
+    if configured:
+        kubectl = Path(os.environ.get("KORDER_KUBECTL", "kubectl"))
+        yield Cluster(kubeconfig=Path(configured), kubectl=kubectl)
+        return
+    bins = binaries.resolve()
+    with ControlPlane(bins, state_dir=state_dir, kubeconfig=kubeconfig):
+        yield Cluster(kubeconfig=kubeconfig, kubectl=bins.kubectl)
+
+
+def component_env(kubeconfig: Path, **extra: str) -> dict[str, str]:
+    return {**os.environ, "KUBECONFIG": str(kubeconfig), **extra}
+
+
+def run() -> int:
+    """``make run``: everything, in the foreground, until Ctrl-C."""
+    stopping = False
+
+    def _stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        with cluster() as c:
+            c.install_crds()
+            print(f"\nexport KUBECONFIG={c.kubeconfig}\n", file=sys.stderr, flush=True)
+            env = component_env(c.kubeconfig)
+            python = sys.executable
+            children = [
+                processes.spawn([python, "-m", "korder.operator"], env=env),
+                processes.spawn([python, "-m", "korder.api"], env=env),
+            ]
+            port = env.get("PORT", "8000")
+            print(
+                f"korder is up: REST API on http://127.0.0.1:{port} (Ctrl-C stops everything)",
+                file=sys.stderr,
+                flush=True,
+            )
+            try:
+                while not stopping and all(p.poll() is None for p in children):
+                    time.sleep(0.5)
+            finally:
+                processes.stop(children)
+            failed = [p for p in children if p.returncode not in (0, -signal.SIGTERM)]
+            return 1 if failed and not stopping else 0
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,39 @@
+"""The facade's error shapes, without a cluster (the app's lifespan is not started)."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from korder.api.main import create_app
+from tests.e2e.orders import VALID_SPEC
+
+
+def client() -> TestClient:
+    app = create_app()
+    # No cluster here: any route that reached the Kubernetes client would fail loudly.
+    app.state.kube = None
+    return TestClient(app, raise_server_exceptions=True)
+
+
+def test_validation_error_is_problem_json_naming_the_field() -> None:
+    body = {**VALID_SPEC, "items": [{**VALID_SPEC["items"][0], "price": "1.999"}]}
+    response = client().post("/orders", json=body)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"] == "https://korder.dev/problems/validation"
+    assert problem["errors"][0]["field"] == "items.0.price"
+
+
+def test_malformed_json_is_400() -> None:
+    response = client().post(
+        "/orders", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["type"] == "https://korder.dev/problems/malformed-json"
+
+
+def test_unknown_route_is_problem_json() -> None:
+    response = client().get("/nope")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+from korder.domain import saga
+from korder.domain.order import OrderSpec, Phase
+from tests.e2e.orders import VALID_SPEC, spec
+
+
+def test_valid_spec_round_trips_in_camel_case() -> None:
+    model = OrderSpec.model_validate(VALID_SPEC)
+    dumped = model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert dumped["shippingAddress"]["postalCode"] == "N1 9GU"
+    assert dumped["currency"] == "USD"
+    assert dumped["items"][0]["productId"] == "PROD-001"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        spec(items=[]),
+        spec(items=[{**VALID_SPEC["items"][0], "price": 19.99}]),
+        spec(items=[{**VALID_SPEC["items"][0], "price": "1.999"}]),
+        spec(items=[{**VALID_SPEC["items"][0], "quantity": 1001}]),
+        spec(paymentMethod="bitcoin"),
+        spec(currency="usd"),
+        spec(unknownField=1),
+    ],
+)
+def test_invalid_specs_are_rejected(bad: dict[str, object]) -> None:
+    with pytest.raises(pydantic.ValidationError):
+        OrderSpec.model_validate(bad)
+
+
+def test_admit_puts_a_new_order_in_pending_with_its_total() -> None:
+    status = saga.admit(OrderSpec.model_validate(VALID_SPEC), generation=3)
+    assert status.phase == Phase.PENDING
+    assert status.total == "44.98"
+    assert status.observed_generation == 3
