@@ -1,0 +1,97 @@
+# korder: a Kubernetes-native order management system.
+# `make help` lists the targets. Target names follow kubebuilder's where they apply.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Where the Go-built control plane (kube-apiserver, etcd, kubectl) is cached.
+KORDER_CACHE_DIR ?= $(HOME)/.cache/korder
+export KORDER_CACHE_DIR
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} \
+	/^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } \
+	/^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed ## Create the virtual environment with pinned dependencies.
+
+.PHONY: controlplane
+controlplane: venv ## Build (or reuse) kube-apiserver, etcd and kubectl in $(KORDER_CACHE_DIR).
+	$(PY) -m korder.localcluster build
+
+.PHONY: manifests
+manifests: venv ## Generate crds/ from the domain models.
+	$(PY) -m korder.kube.crd > crds/korder.dev_orders.yaml
+
+.PHONY: fmt
+fmt: venv ## Format the code.
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+.PHONY: lint
+lint: venv ## Lint: ruff, formatting, import-linter layer contracts.
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+
+.PHONY: typecheck
+typecheck: venv ## Type check with mypy --strict.
+	$(VENV)/bin/mypy
+
+.PHONY: test-unit
+test-unit: venv ## Unit tests (no cluster, seconds).
+	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
+
+.PHONY: test-e2e
+test-e2e: controlplane ## e2e tests on a real control plane, operator and facade.
+	$(PY) -m pytest tests/e2e -q $(PYTEST_ARGS)
+
+.PHONY: test
+test: lint typecheck test-unit test-e2e ## Everything CI runs: lint, types, unit and e2e tests.
+
+##@ Running
+
+.PHONY: run
+run: controlplane ## The whole system: control plane, CRD, operator, facade on :8000. Ctrl-C stops it.
+	$(PY) -m korder.localcluster run
+
+.PHONY: controlplane-up
+controlplane-up: controlplane ## Only the control plane and the CRD, writing .korder/kubeconfig.
+	$(PY) -m korder.localcluster up
+
+##@ Benchmarks
+
+.PHONY: bench
+bench: bench-apiserver ## All performance figures.
+
+.PHONY: bench-apiserver
+bench-apiserver: controlplane ## The API server's write ceiling on this machine.
+	$(PY) -m bench.apiserver
+
+##@ Deployment
+
+.PHONY: install
+install: ## Install the CRD into the cluster in KUBECONFIG.
+	kubectl apply --server-side -f crds/
+
+.PHONY: uninstall
+uninstall: ## Remove the CRD (and every Order!) from the cluster in KUBECONFIG.
+	kubectl delete --ignore-not-found -f crds/
+
+.PHONY: clean
+clean: ## Remove the virtual environment and local state (not the control-plane cache).
+	rm -rf $(VENV) .korder .mypy_cache .ruff_cache .pytest_cache
