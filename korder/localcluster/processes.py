@@ -3,8 +3,11 @@
 The control plane, the operator and the facade run as children of ``make run`` or
 of the test session. If that parent dies (Ctrl-C, a failing test, even SIGKILL) the
 children must go too, or the next start finds ports taken and a locked etcd. Linux's
-``PR_SET_PDEATHSIG`` gives exactly that, so each child asks for SIGTERM when its
-parent goes; :func:`stop` covers the orderly path.
+``PR_SET_PDEATHSIG`` gives exactly that, so each child asks for SIGKILL when its
+parent goes: SIGTERM is not enough, since kube-apiserver's graceful shutdown can
+outlast the test that waits for it, and with the parent gone nobody waits for a
+graceful exit anyway (etcd recovers from its WAL). :func:`stop` is the orderly path,
+with SIGTERM first.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ _PR_SET_PDEATHSIG = 1
 
 def _die_with_parent() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
 
 
 def spawn(
@@ -34,7 +37,7 @@ def spawn(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``argv`` as a child that gets SIGTERM when this process dies.
+    """Start ``argv`` as a child that gets SIGKILL when this process dies.
 
     Output goes to ``log`` (appended) when given, else to this process's own stderr.
     """
