@@ -73,6 +73,16 @@ run: controlplane ## The whole system: control plane, CRD, operator, facade on :
 controlplane-up: controlplane ## Only the control plane and the CRD, writing .korder/kubeconfig.
 	$(PY) -m korder.localcluster up
 
+.PHONY: kind-up
+kind-up: ## (Laptops with Docker and kind) A kind cluster; then `make test-e2e KORDER_E2E_KUBECONFIG=.korder/kind-kubeconfig`.
+	mkdir -p .korder
+	kind create cluster --name korder --kubeconfig .korder/kind-kubeconfig
+	KUBECONFIG=.korder/kind-kubeconfig kubectl apply --server-side -f crds/
+
+.PHONY: kind-down
+kind-down: ## Delete the kind cluster.
+	kind delete cluster --name korder
+
 ##@ Benchmarks
 
 .PHONY: bench
