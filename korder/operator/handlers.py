@@ -8,13 +8,14 @@ chosen in :func:`configure`, each with its reason.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 
 from korder import constants
 from korder.domain import saga
-from korder.domain.order import OrderSpec
+from korder.domain.order import OrderSpec, OrderStatus
 
 
 @kopf.on.startup()
@@ -44,6 +45,13 @@ async def admit(
     """A new order: record its total and put it in Pending."""
     if status.get("phase"):
         return
-    generation = int(meta.get("generation", 1))
-    admitted = saga.admit(OrderSpec.model_validate(dict(spec)), generation)
-    patch.status.update(admitted.model_dump(mode="json", by_alias=True, exclude_none=True))
+    now = datetime.now(UTC)
+    order = saga.Order(
+        OrderSpec.model_validate(dict(spec)),
+        OrderStatus(),
+        generation=int(meta.get("generation", 1)),
+        created_at=now,
+    )
+    admitted = saga.next_move(order, now)
+    assert isinstance(admitted, saga.Advance)
+    patch.status.update(admitted.status.model_dump(mode="json", by_alias=True, exclude_none=True))
