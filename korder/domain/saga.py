@@ -361,7 +361,7 @@ def _apply_forward(
             status, step.condition, ConditionStatus.FALSE, "Rejected", outcome.reason, gen, now
         )
         failed = failed.model_copy(
-            update={"phase": Phase.COMPENSATING, "failure_reason": outcome.reason}
+            update={"phase": Phase.COMPENSATING, "failure_reason": outcome.reason[:1024]}
         )
         return _advance(
             order, failed, now, Record(step.rejected_reason, outcome.reason, warning=True)
@@ -372,7 +372,9 @@ def _apply_forward(
             f"saga deadline of {_seconds(policy.deadline)} exceeded; last error: {outcome.reason}"
         )
         # The step stays Unknown: compensation settles it before undoing anything.
-        failing = status.model_copy(update={"phase": Phase.COMPENSATING, "failure_reason": reason})
+        failing = status.model_copy(
+            update={"phase": Phase.COMPENSATING, "failure_reason": reason[:1024]}
+        )
         return _advance(order, failing, now, Record("DeadlineExceeded", reason, warning=True))
     return _retry(order, step.condition, outcome, policy, now)
 
