@@ -367,7 +367,7 @@ def _apply_forward(
             order, failed, now, Record(step.rejected_reason, outcome.reason, warning=True)
         )
     # An open breaker defers the step without a call: it never fails the order.
-    if step.deadline and isinstance(outcome, Failed) and now >= order.created_at + policy.deadline:
+    if step.deadline and isinstance(outcome, Failed) and _past_deadline(order, policy, now):
         reason = (
             f"saga deadline of {_seconds(policy.deadline)} exceeded; last error: {outcome.reason}"
         )
@@ -444,7 +444,7 @@ def _retry(
     value = current.status if current is not None else ConditionStatus.UNKNOWN
     message = f"{outcome.action}: {outcome.reason}"
     status = _set(order.status, condition, value, reason, message, gen, now)
-    if order.status.phase in COMPENSATING and now >= order.created_at + policy.deadline:
+    if order.status.phase in COMPENSATING and _past_deadline(order, policy, now):
         # Compensation never gives up, but past the deadline a person should look.
         status = _set(
             status,
@@ -459,6 +459,20 @@ def _retry(
 
 
 # --- Helpers -----------------------------------------------------------------------
+
+
+def _past_deadline(order: Order, policy: Policy, now: datetime) -> bool:
+    """Whether the saga has run longer than the policy allows.
+
+    The clock starts when the saga started (its SagaStarted record), not when the
+    Order was created: an order applied while the operator was down gets its full
+    time. Without that record (a history cut short), creation is the start.
+    """
+    started = next(
+        (_parse_rfc3339(e.time) for e in order.status.history or () if e.type == "SagaStarted"),
+        order.created_at,
+    )
+    return now >= started + policy.deadline
 
 
 def _step_in(phase: Phase) -> Step:
@@ -654,6 +668,10 @@ def _ordered(conditions: list[Condition]) -> list[Condition]:
 
 def _rfc3339(now: datetime) -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_rfc3339(text: str) -> datetime:
+    return datetime.fromisoformat(text)
 
 
 def _seconds(delta: timedelta) -> str:

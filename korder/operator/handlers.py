@@ -98,15 +98,15 @@ def _announce(obj: Mapping[str, Any], record: saga.Record) -> None:
     )
 
 
-@kopf.on.create(constants.GROUP, constants.VERSION, constants.PLURAL, id="saga")
-@kopf.on.update(constants.GROUP, constants.VERSION, constants.PLURAL, id="saga")
-@kopf.on.resume(constants.GROUP, constants.VERSION, constants.PLURAL, id="saga")
+@kopf.on.create(constants.GROUP, constants.VERSION, constants.PLURAL)
+@kopf.on.update(constants.GROUP, constants.VERSION, constants.PLURAL)
+@kopf.on.resume(constants.GROUP, constants.VERSION, constants.PLURAL)
 async def drive(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
     """Any change of an Order, or the operator starting: move its saga on."""
     await _reconcile(body, memo, retry)
 
 
-@kopf.on.delete(constants.GROUP, constants.VERSION, constants.PLURAL, id="saga-finalizer")
+@kopf.on.delete(constants.GROUP, constants.VERSION, constants.PLURAL)
 async def finalize(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
     """`kubectl delete order`: compensate what the saga did, then let the object go."""
     await _reconcile(body, memo, retry)

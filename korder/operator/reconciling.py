@@ -111,7 +111,7 @@ def _retry_delay(
         )
     assert isinstance(outcome, (saga.Failed, saga.Deferred))
     logger.warning(
-        "%s deferred: %s; retrying in %.1fs",
+        "%s not done yet: %s; retrying in %.1fs",
         outcome.action,
         outcome.reason,
         delay,
