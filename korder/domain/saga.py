@@ -252,6 +252,15 @@ Outcome = Succeeded | Rejected | Failed | Deferred
 
 def next_move(order: Order, now: datetime) -> Move:
     """What the operator should do next for ``order``."""
+    move = _next_move(order, now)
+    if isinstance(move, Idle) and order.status.observed_generation != order.generation:
+        # A spec change with nothing to do (new notes, say) is still observed, so
+        # kstatus and `kubectl wait` see conditions about the current generation.
+        return _advance(order, order.status, now)
+    return move
+
+
+def _next_move(order: Order, now: datetime) -> Move:
     status, spec, phase = order.status, order.spec, order.status.phase
     wants_cancel = spec.cancel_requested or order.deleting
 

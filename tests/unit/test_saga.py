@@ -460,6 +460,17 @@ def test_a_late_answer_for_another_step_changes_nothing() -> None:
     assert not late.retry
 
 
+def test_a_spec_change_with_nothing_to_do_is_still_observed() -> None:
+    run = confirmed().with_spec(notes="leave at the door")
+    writes = run.writes
+    run.drive()
+    assert run.writes == writes + 1
+    assert run.status.observed_generation == 2
+    ready = next(c for c in run.status.conditions or () if c.type == saga.READY)
+    assert ready.observed_generation == 2
+    assert isinstance(saga.next_move(run.order, run.now), saga.Idle)
+
+
 def test_the_same_spec_seen_twice_makes_no_second_call() -> None:
     run = confirmed()
     calls = list(run.calls)
