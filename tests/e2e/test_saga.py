@@ -128,6 +128,18 @@ def test_happy_path_from_yaml_to_fulfilled(
     assert re.search(r"happy\s+Fulfilled\s+44\.98", listing)
 
 
+def test_an_order_from_the_facade_takes_the_same_saga(
+    kubectl: Kubectl, namespace: str, participants: Participants, facade: Component
+) -> None:
+    response = httpx.post(f"{facade.url}/orders", json=spec(), timeout=10.0)
+    assert response.status_code == 201, response.text
+    name = response.json()["id"]
+    kubectl("wait", "--for=condition=Ready", f"order/{name}", "-n", namespace, "--timeout=60s")
+    uid = get(kubectl, namespace, name)["metadata"]["uid"]
+    assert participants.effects("inventory", uid) == {"reserve": 1}
+    assert participants.effects("payment", uid) == {"charge": 1}
+
+
 def test_out_of_stock_fails_with_nothing_reserved(
     kubectl: Kubectl, namespace: str, participants: Participants
 ) -> None:
