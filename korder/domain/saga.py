@@ -27,6 +27,7 @@ between a call and its status write, never leaves a stray reservation or charge.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -415,7 +416,7 @@ def _apply_compensating(order: Order, outcome: Outcome, policy: Policy, now: dat
             comp.undoes.condition,
             ConditionStatus.FALSE,
             "Compensated",
-            f"Undone: {comp.done_reason}.",
+            f"{_words(comp.done_reason)}.",
             gen,
             now,
         )
@@ -565,12 +566,17 @@ def _complete(
 def _done_record(step: Step, outcome: Succeeded) -> Record:
     data = dict(outcome.data)
     what = ", ".join(f"{k} {v}" for k, v in sorted(data.items()))
-    return Record(step.done_reason, f"{step.done_reason}: {what}.", data=data)
+    return Record(step.done_reason, f"{_words(step.done_reason)}: {what}.", data=data)
 
 
 def _undo_message(comp: Compensation, status: OrderStatus) -> str:
     ref = status.payment_id if comp.undoes is CAPTURE else status.reservation_id
-    return f"{comp.done_reason}: {ref}."
+    return f"{_words(comp.done_reason)}: {ref}."
+
+
+def _words(reason: str) -> str:
+    """A CamelCase reason as the start of a sentence: InventoryReserved -> Inventory reserved."""
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", reason).capitalize()
 
 
 def _advance(order: Order, status: OrderStatus, now: datetime, *records: Record) -> Advance:

@@ -85,8 +85,7 @@ async def reconcile(
             obj = await status_writing.write(ctx.kube, namespace, name, move.status)
         for record in move.records:
             logger.info(
-                "%s: %s",
-                record.reason,
+                "%s",
                 record.message,
                 extra={**ref, "reason": record.reason, "phase": move.status.phase},
             )
