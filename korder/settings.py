@@ -7,6 +7,7 @@ prefixed ``KORDER_``, except the seed's ``PORT`` and ``CHAOS_MODE``, kept as the
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
 from typing import Literal
 
@@ -72,6 +73,81 @@ class Settings(BaseSettings):
         default=False,
         validation_alias=AliasChoices("CHAOS_MODE", "KORDER_CHAOS_MODE"),
         description="Make participant calls fail at random (the seed's CHAOS_MODE).",
+    )
+    chaos_rate: float = Field(
+        default=0.2, ge=0.0, le=1.0, description="With CHAOS_MODE, the share of calls that fail."
+    )
+    chaos_seed: int | None = Field(
+        default=None, description="With CHAOS_MODE, the random seed (unset: a new one each run)."
+    )
+    chaos_latency_ms: int = Field(
+        default=200, ge=0, description="With CHAOS_MODE, up to this much latency added per call."
+    )
+
+    # The reference participants (python -m korder.participants) and where the
+    # operator finds them: point these at a shop's real services instead.
+    inventory_url: str = Field(
+        default="http://127.0.0.1:8001/inventory", description="Base URL of the inventory service."
+    )
+    payment_url: str = Field(
+        default="http://127.0.0.1:8001/payment", description="Base URL of the payment service."
+    )
+    shipping_url: str = Field(
+        default="http://127.0.0.1:8001/shipping", description="Base URL of the shipping service."
+    )
+    participants_port: int = Field(
+        default=8001, ge=1, le=65535, description="Port of the reference participants' process."
+    )
+    participants_host: str = Field(
+        default="127.0.0.1", description="Address the reference participants bind to."
+    )
+    inventory_stock: int = Field(
+        default=1000, ge=0, description="Units in stock of each of PROD-001...PROD-005 at start."
+    )
+    payment_decline_over: Decimal = Field(
+        default=Decimal("10000.00"),
+        ge=0,
+        description="The reference payment service declines a charge over this amount.",
+    )
+
+    # The operator's calls to the participants.
+    participant_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Every participant call is abandoned after this long."
+    )
+    participant_attempts: int = Field(
+        default=3, ge=1, description="Attempts of one call before the step is retried later."
+    )
+    retry_base_seconds: float = Field(
+        default=0.2, gt=0, description="First backoff of a retry; it doubles, with jitter."
+    )
+    retry_cap_seconds: float = Field(
+        default=30.0, gt=0, description="The longest backoff between two retries of a step."
+    )
+    breaker_window: int = Field(
+        default=20, ge=1, description="A circuit breaker judges the last this many calls."
+    )
+    breaker_min_calls: int = Field(
+        default=5, ge=1, description="A circuit breaker opens only after this many calls."
+    )
+    breaker_failure_ratio: float = Field(
+        default=0.5, gt=0, le=1, description="A circuit breaker opens at this share of failures."
+    )
+    breaker_reset_seconds: float = Field(
+        default=10.0, gt=0, description="An open circuit breaker lets trial calls after this long."
+    )
+    breaker_half_open_calls: int = Field(
+        default=1, ge=1, description="Trial calls a half-open circuit breaker lets through at once."
+    )
+    saga_deadline_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="An order still failing transiently this long after creation is compensated.",
+    )
+    operator_metrics_port: int = Field(
+        default=8082, ge=0, le=65535, description="Port of the operator's Prometheus /metrics."
+    )
+    operator_worker_limit: int = Field(
+        default=50, ge=1, description="Orders the operator works on at the same time, at most."
     )
 
 

@@ -1,8 +1,9 @@
 """The whole system on one machine, for ``make run``.
 
-Starts (or reuses) a cluster, installs the CRD, then runs the operator and the
-facade as child processes until Ctrl-C or until one of them exits, and stops all
-of it. With KUBECONFIG set, that cluster is used and no control plane starts.
+Starts (or reuses) a cluster, installs the CRD, then runs the reference
+participants, the operator (pointed at them) and the facade as child processes
+until Ctrl-C or until one of them exits, and stops all of it. With KUBECONFIG set,
+that cluster is used and no control plane starts.
 """
 
 from __future__ import annotations
@@ -63,6 +64,18 @@ def component_env(kubeconfig: Path, **extra: str) -> dict[str, str]:
     return {**os.environ, "KUBECONFIG": str(kubeconfig), **extra}
 
 
+def participant_urls(port: str) -> dict[str, str]:
+    """The operator's settings that point it at the reference participants on ``port``.
+
+    A URL already set in the environment wins: that is a shop's real service.
+    """
+    urls = {}
+    for service in ("inventory", "payment", "shipping"):
+        name = f"KORDER_{service.upper()}_URL"
+        urls[name] = os.environ.get(name, f"http://127.0.0.1:{port}/{service}")
+    return urls
+
+
 def run() -> int:
     """``make run``: everything, in the foreground, until Ctrl-C."""
     stopping = False
@@ -76,15 +89,18 @@ def run() -> int:
         with cluster() as c:
             c.install_crds()
             print(f"\nexport KUBECONFIG={c.kubeconfig}\n", file=sys.stderr, flush=True)
-            env = component_env(c.kubeconfig)
+            participants_port = os.environ.get("KORDER_PARTICIPANTS_PORT", "8001")
+            env = component_env(c.kubeconfig, **participant_urls(participants_port))
             python = sys.executable
             children = [
+                processes.spawn([python, "-m", "korder.participants"], env=env),
                 processes.spawn([python, "-m", "korder.operator"], env=env),
                 processes.spawn([python, "-m", "korder.api"], env=env),
             ]
             port = env.get("PORT", "8000")
             print(
-                f"korder is up: REST API on http://127.0.0.1:{port} (Ctrl-C stops everything)",
+                f"korder is up: REST API on http://127.0.0.1:{port}, reference participants "
+                f"on http://127.0.0.1:{participants_port} (Ctrl-C stops everything)",
                 file=sys.stderr,
                 flush=True,
             )

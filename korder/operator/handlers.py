@@ -1,24 +1,36 @@
-"""Kopf handlers for Orders: thin wiring from Kopf's events to the domain.
+"""Kopf handlers for Orders: thin wiring from Kopf's events to the saga.
 
-Each handler turns Kopf's arguments into domain models, asks the domain what to
-do, and writes the answer to the status subresource. Kopf's own settings are
-chosen in :func:`configure`, each with its reason.
+Each handler hands the Order to :func:`korder.operator.reconciling.reconcile`
+and turns its answer into Kopf's terms (a retry after a delay). Kopf's own
+settings are chosen in :func:`configure`, each with its reason; the clients the
+handlers share (the Kubernetes API, the participants) are built there too and
+kept in Kopf's memo.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+import random
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, cast
 
 import kopf
+import prometheus_client
 
 from korder import constants
 from korder.domain import saga
-from korder.domain.order import OrderSpec
+from korder.kube import orders
+from korder.operator import reconciling
+from korder.participant_clients import calls
+from korder.settings import get_settings
+
+FIELD_MANAGER = "korder-operator"
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    ours = get_settings()
     # The structural schema prunes unknown status fields, so Kopf's bookkeeping
     # lives in annotations under our own prefix instead of status.kopf.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
@@ -27,23 +39,80 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=constants.KOPF_ANNOTATION_PREFIX, key="last-handled-configuration"
     )
-    # Log lines are for logs; Events are the order's transitions, posted on purpose.
+    # `kubectl delete order` must run the compensations first: our finalizer name.
+    settings.persistence.finalizer = constants.FINALIZER
+    # Log lines are for logs; Events are the order's transitions, posted on purpose
+    # with kopf.event (which these two settings do not silence).
+    settings.posting.loggers = False
     settings.posting.level = logging.CRITICAL
-    # A watch that goes silent (a dropped connection no one closed) must not freeze
-    # the operator: the server ends each watch and the client gives up soon after.
+    # A burst of orders must not become a burst of unbounded concurrent calls to
+    # the API server and the participants: at most this many orders at once.
+    settings.queueing.worker_limit = ours.operator_worker_limit
+    # A watch that goes silent (a dropped connection no one closed, Kopf issues
+    # #585 and #957) must not freeze the operator: the server ends each watch and
+    # the client gives up soon after, then Kopf re-lists and watches again.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 30
+    # Any single API request (a status write, an event post) is bounded too.
+    settings.networking.request_timeout = 60
+    # Every handler here is async: participant calls wait on the event loop and
+    # never queue behind Kopf's thread pool (six threads), which sync handlers use.
+
+    memo.saga = reconciling.Context(
+        kube=orders.make_client("default", FIELD_MANAGER),
+        participants=calls.Participants.from_settings(ours),
+        policy=saga.Policy(deadline=timedelta(seconds=ours.saga_deadline_seconds)),
+        retry_base=ours.retry_base_seconds,
+        retry_cap=ours.retry_cap_seconds,
+        attempts_per_call=ours.participant_attempts,
+        rng=random.Random(ours.chaos_seed),  # noqa: S311 - jitter, not secrets
+    )
+    if ours.operator_metrics_port:
+        server, _thread = prometheus_client.start_http_server(
+            ours.operator_metrics_port, addr=ours.operator_probe_host
+        )
+        memo.metrics_server = server
 
 
-@kopf.on.create(constants.GROUP, constants.VERSION, constants.PLURAL)
-@kopf.on.resume(constants.GROUP, constants.VERSION, constants.PLURAL)
-async def admit(
-    spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any
-) -> None:
-    """A new order: record its total and put it in Pending."""
-    if status.get("phase"):
-        return
-    generation = int(meta.get("generation", 1))
-    admitted = saga.admit(OrderSpec.model_validate(dict(spec)), generation)
-    patch.status.update(admitted.model_dump(mode="json", by_alias=True, exclude_none=True))
+@kopf.on.cleanup()
+async def close(memo: kopf.Memo, **_: Any) -> None:
+    context: reconciling.Context = memo.saga
+    await context.participants.aclose()
+    await context.kube.close()
+    server = getattr(memo, "metrics_server", None)
+    if server is not None:
+        server.shutdown()
+
+
+def _announce(obj: Mapping[str, Any], record: saga.Record) -> None:
+    kind = "Warning" if record.warning else "Normal"
+    # kopf.event only reads apiVersion, kind and metadata to build the reference.
+    kopf.event(
+        kopf.Body(cast(kopf.RawBody, dict(obj))),
+        type=kind,
+        reason=record.reason,
+        message=record.message[:1024],
+    )
+
+
+@kopf.on.create(constants.GROUP, constants.VERSION, constants.PLURAL, id="saga")
+@kopf.on.update(constants.GROUP, constants.VERSION, constants.PLURAL, id="saga")
+@kopf.on.resume(constants.GROUP, constants.VERSION, constants.PLURAL, id="saga")
+async def drive(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    """Any change of an Order, or the operator starting: move its saga on."""
+    await _reconcile(body, memo, retry)
+
+
+@kopf.on.delete(constants.GROUP, constants.VERSION, constants.PLURAL, id="saga-finalizer")
+async def finalize(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    """`kubectl delete order`: compensate what the saga did, then let the object go."""
+    await _reconcile(body, memo, retry)
+
+
+async def _reconcile(body: kopf.Body, memo: kopf.Memo, retry: int) -> None:
+    delay = await reconciling.reconcile(memo.saga, body, retry=retry, announce=_announce)
+    if delay is not None:
+        # Kopf keeps the handler pending and calls it again after the delay (sooner
+        # if the Order changes), so a waiting saga holds no worker meanwhile.
+        raise kopf.TemporaryError("the saga waits for a retry", delay=delay)

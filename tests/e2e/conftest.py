@@ -1,9 +1,10 @@
 """The e2e harness: one real control plane per test run, a namespace per test.
 
 The session starts etcd + kube-apiserver (built from the pinned Go modules, or
-from KUBEBUILDER_ASSETS), installs the CRD, and runs the real operator process.
-Each test gets its own namespace and, when it asks, its own facade process bound
-to that namespace. On a failing test the harness prints the operator's and the
+from KUBEBUILDER_ASSETS), installs the CRD, and runs the real reference
+participants and the real operator process pointed at them. Each test gets its
+own namespace and, when it asks, its own facade process bound to that namespace.
+On a failing test the harness prints the operator's, the participants' and the
 facade's log tails and the namespace's Events, the way kubebuilder's e2e does.
 
 ``KORDER_E2E_KUBECONFIG`` points the suite at an existing cluster instead (a kind
@@ -13,15 +14,18 @@ real cluster is never a test target by accident.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -99,36 +103,116 @@ class Component:
     proc: subprocess.Popen[bytes]
     log: Path
     url: str
+    module: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    health_url: str = ""
+    #: The operator's Prometheus endpoint.
+    metrics_url: str = ""
 
     def tail(self, lines: int = 40) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no last status write, as a crash or an OOM kill."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
 
-def _start_component(module: str, log: Path, env: dict[str, str], health_url: str) -> Component:
+    def restart(self) -> None:
+        """Start the same module again, with the same environment and log file."""
+        self.proc = _spawn_healthy(self.module, self.log, self.env, self.health_url, self)
+
+
+def _spawn_healthy(
+    module: str, log: Path, env: dict[str, str], health_url: str, component: Component | None
+) -> subprocess.Popen[bytes]:
     proc = processes.spawn([sys.executable, "-m", module], log=log, env=env)
-    component = Component(proc, log, health_url.rsplit("/", 1)[0])
 
     def healthy() -> bool:
         if proc.poll() is not None:
-            raise AssertionError(f"{module} exited with {proc.returncode}:\n{component.tail()}")
+            tail = component.tail() if component else log.read_text(errors="replace")[-4000:]
+            raise AssertionError(f"{module} exited with {proc.returncode}:\n{tail}")
         try:
             return httpx.get(health_url, timeout=1.0).status_code == 200
         except httpx.HTTPError:
             return False
 
     wait_for(healthy, timeout=60, what=f"{module} to become healthy")
-    return component
+    return proc
+
+
+def _start_component(module: str, log: Path, env: dict[str, str], health_url: str) -> Component:
+    proc = _spawn_healthy(module, log, env, health_url, None)
+    return Component(proc, log, health_url.rsplit("/", 1)[0], module, env, health_url)
+
+
+@dataclass
+class Participants:
+    """The reference participants' process, and a reader of their ledgers."""
+
+    component: Component
+
+    def url(self, service: str) -> str:
+        return f"{self.component.url}/{service}"
+
+    def ledger(self, service: str, order_id: str | None = None) -> list[dict[str, Any]]:
+        params = {"orderId": order_id} if order_id else {}
+        response = httpx.get(f"{self.url(service)}/ledger", params=params, timeout=5.0)
+        response.raise_for_status()
+        entries: list[dict[str, Any]] = response.json()
+        return entries
+
+    def effects(self, service: str, order_id: str) -> dict[str, int]:
+        """How many effects of each type the service applied for ``order_id``."""
+        return dict(collections.Counter(e["type"] for e in self.ledger(service, order_id)))
+
+    def faults(self, service: str, **switches: bool) -> None:
+        """Switch faults on or off: ``unavailable=True``, ``holdResponses=True``."""
+        httpx.put(f"{self.url(service)}/faults", json=switches, timeout=5.0).raise_for_status()
+
+    def stock(self) -> dict[str, int]:
+        stock: dict[str, int] = httpx.get(f"{self.url('inventory')}/stock", timeout=5.0).json()
+        return stock
+
+
+@pytest.fixture(scope="session")
+def participants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Participants]:
+    """The reference participants as a real process on a free port."""
+    port = free_port()
+    env = {**os.environ, "KORDER_PARTICIPANTS_PORT": str(port)}
+    log = tmp_path_factory.mktemp("participants") / "participants.log"
+    component = _start_component("korder.participants", log, env, f"http://127.0.0.1:{port}/health")
+    yield Participants(component)
+    processes.stop([component.proc])
 
 
 @pytest.fixture(scope="session")
 def operator(
-    cluster: system.Cluster, tmp_path_factory: pytest.TempPathFactory
+    cluster: system.Cluster,
+    participants: Participants,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Component]:
-    port = free_port()
-    env = system.component_env(cluster.kubeconfig, KORDER_OPERATOR_PROBE_PORT=str(port))
+    """The operator as a real process, calling the session's participants.
+
+    Retries and the breakers' reset are short so the tests that wait for them
+    finish in seconds; the call timeout is long so a held answer is never
+    mistaken for a lost one before the test acts on it.
+    """
+    port, metrics_port = free_port(), free_port()
+    env = system.component_env(
+        cluster.kubeconfig,
+        KORDER_OPERATOR_PROBE_PORT=str(port),
+        KORDER_OPERATOR_METRICS_PORT=str(metrics_port),
+        KORDER_INVENTORY_URL=participants.url("inventory"),
+        KORDER_PAYMENT_URL=participants.url("payment"),
+        KORDER_SHIPPING_URL=participants.url("shipping"),
+        KORDER_RETRY_CAP_SECONDS="2",
+        KORDER_BREAKER_RESET_SECONDS="2",
+        KORDER_PARTICIPANT_TIMEOUT_SECONDS="20",
+    )
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     component = _start_component("korder.operator", log, env, f"http://127.0.0.1:{port}/healthz")
+    component.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     yield component
     processes.stop([component.proc])
 
@@ -202,8 +286,10 @@ def pytest_runtest_makereport(
     if report.when == "call" and report.failed:
         sections = []
         funcargs = getattr(item, "funcargs", {})
-        for name in ("operator", "facade"):
+        for name in ("operator", "facade", "participants"):
             component = funcargs.get(name)
+            if isinstance(component, Participants):
+                component = component.component
             if isinstance(component, Component):
                 sections.append((f"{name} log (tail)", component.tail()))
         ns, kc = funcargs.get("namespace"), funcargs.get("kubectl")

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pydantic
 import pytest
 
 from korder.domain import saga
-from korder.domain.order import OrderSpec, Phase
+from korder.domain.order import OrderSpec, OrderStatus, Phase
 from tests.e2e.orders import VALID_SPEC, spec
 
 
@@ -34,7 +36,11 @@ def test_invalid_specs_are_rejected(bad: dict[str, object]) -> None:
 
 
 def test_admit_puts_a_new_order_in_pending_with_its_total() -> None:
-    status = saga.admit(OrderSpec.model_validate(VALID_SPEC), generation=3)
+    now = datetime.now(UTC)
+    new = saga.Order(OrderSpec.model_validate(VALID_SPEC), OrderStatus(), 3, created_at=now)
+    move = saga.next_move(new, now)
+    assert isinstance(move, saga.Advance)
+    status = move.status
     assert status.phase == Phase.PENDING
     assert status.total == "44.98"
     assert status.observed_generation == 3

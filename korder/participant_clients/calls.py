@@ -1,0 +1,201 @@
+"""One participant call, made the safe way: timeout, breaker, retries, idempotency key.
+
+:class:`Participant` is one HTTP service (inventory, payment or shipping) with its
+circuit breaker; :meth:`Participant.post` returns what happened as one of four
+results instead of raising, because each is a different next step for the saga:
+:class:`Done`, :class:`Refused` (a business answer, permanent), :class:`Unavailable`
+(transient, after a few quick attempts) or :class:`Deferred` (the breaker is open,
+no call was made). :class:`Participants` holds the three services and the shared
+HTTP client; the operator builds it once at start-up from the settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from korder.participant_clients import backoff, chaos, circuitbreaker, metrics
+from korder.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+#: Answers that say the service is unwell (or busy), not that the request is wrong.
+TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: The longest wait between two attempts inside one call; longer waits happen
+#: between retries of the saga step, where the order's status shows them.
+IN_CALL_BACKOFF_CAP = 2.0
+
+
+@dataclass(frozen=True)
+class Done:
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A 4xx answer such as 409 out_of_stock or 402 declined: retrying cannot help."""
+
+    status: int
+    error: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Deferred:
+    reason: str
+    retry_after: float
+
+
+Result = Done | Refused | Unavailable | Deferred
+
+
+@dataclass
+class Participant:
+    name: str
+    base_url: str
+    http: httpx.AsyncClient
+    breaker: circuitbreaker.CircuitBreaker
+    timeout: float
+    attempts: int
+    retry_base: float
+    rng: random.Random = field(default_factory=random.Random)
+
+    async def post(self, path: str, key: str, body: dict[str, Any] | None = None) -> Result:
+        """POST ``body`` to ``path`` with the idempotency key, up to ``attempts`` times."""
+        url = f"{self.base_url.rstrip('/')}/{path.lstrip('/')}"
+        reason = "no attempt made"
+        for attempt in range(self.attempts):
+            if attempt:
+                delay = backoff.delay(
+                    attempt - 1, base=self.retry_base, cap=IN_CALL_BACKOFF_CAP, rng=self.rng
+                )
+                await asyncio.sleep(delay)
+            result = await self._attempt(url, key, body)
+            if not isinstance(result, Unavailable):
+                return result
+            reason = result.reason
+        return Unavailable(f"{self.name}: {reason} (after {self.attempts} attempts)")
+
+    async def _attempt(self, url: str, key: str, body: dict[str, Any] | None) -> Result:
+        try:
+            permit = self.breaker.acquire()
+        except circuitbreaker.CircuitOpen as exc:
+            metrics.CALLS.labels(self.name, "rejected_by_breaker").inc()
+            return Deferred(str(exc), exc.retry_after)
+        try:
+            # httpx's own timeouts bound each phase; this bounds the whole call,
+            # so a participant that trickles bytes cannot hold a step forever.
+            async with asyncio.timeout(self.timeout):
+                response = await self.http.post(url, json=body, headers={"Idempotency-Key": key})
+        except (httpx.HTTPError, TimeoutError) as exc:
+            permit.failed()
+            metrics.CALLS.labels(self.name, "failure").inc()
+            return Unavailable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        except BaseException:
+            # Cancelled (the operator stopping): the call proves nothing either way.
+            permit.ignored()
+            raise
+        if response.is_success:
+            permit.succeeded()
+            metrics.CALLS.labels(self.name, "success").inc()
+            return Done(_json(response))
+        if response.status_code in TRANSIENT_STATUS or response.status_code >= 500:
+            permit.failed()
+            metrics.CALLS.labels(self.name, "failure").inc()
+            return Unavailable(f"HTTP {response.status_code}")
+        permit.ignored()
+        metrics.CALLS.labels(self.name, "refused").inc()
+        answer = _json(response)
+        return Refused(
+            response.status_code,
+            str(answer.get("error", f"http_{response.status_code}")),
+            str(answer.get("detail", response.text[:200])),
+        )
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+@dataclass
+class Participants:
+    """The inventory, payment and shipping services, as the operator calls them."""
+
+    inventory: Participant
+    payment: Participant
+    shipping: Participant
+    http: httpx.AsyncClient
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Participants:
+        rng = random.Random(settings.chaos_seed)  # noqa: S311 - jitter and chaos, not secrets
+        transport: httpx.AsyncBaseTransport = httpx.AsyncHTTPTransport()
+        if settings.chaos_mode:
+            logger.warning(
+                "CHAOS_MODE is on: participant calls fail at random",
+                extra={"rate": settings.chaos_rate, "seed": settings.chaos_seed},
+            )
+            transport = chaos.ChaosTransport(
+                transport, rate=settings.chaos_rate, latency_ms=settings.chaos_latency_ms, rng=rng
+            )
+        http = httpx.AsyncClient(transport=transport, timeout=settings.participant_timeout_seconds)
+
+        def participant(name: str, url: str) -> Participant:
+            metrics.register(name)
+            breaker = circuitbreaker.CircuitBreaker(
+                name,
+                window=settings.breaker_window,
+                min_calls=settings.breaker_min_calls,
+                failure_ratio=settings.breaker_failure_ratio,
+                reset_timeout=settings.breaker_reset_seconds,
+                half_open_calls=settings.breaker_half_open_calls,
+                trial_timeout=settings.participant_timeout_seconds * 2,
+                listener=_log_and_count,
+            )
+            return Participant(
+                name,
+                url,
+                http,
+                breaker,
+                timeout=settings.participant_timeout_seconds,
+                attempts=settings.participant_attempts,
+                retry_base=settings.retry_base_seconds,
+                rng=rng,
+            )
+
+        return cls(
+            participant("inventory", settings.inventory_url),
+            participant("payment", settings.payment_url),
+            participant("shipping", settings.shipping_url),
+            http,
+        )
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+def _log_and_count(name: str, before: circuitbreaker.State, after: circuitbreaker.State) -> None:
+    level = logging.WARNING if after == circuitbreaker.State.OPEN else logging.INFO
+    logger.log(
+        level,
+        "circuit breaker %s: %s -> %s",
+        name,
+        before.value,
+        after.value,
+        extra={"participant": name, "from": before.value, "to": after.value},
+    )
+    metrics.breaker_moved(name, before, after)

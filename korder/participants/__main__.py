@@ -1,0 +1,28 @@
+"""``python -m korder.participants``: serve the reference participants on one port.
+
+``KORDER_PARTICIPANTS_PORT`` (default 8001) and ``KORDER_PARTICIPANTS_HOST``.
+Started by ``make run`` (:mod:`korder.localcluster.system`) and by the e2e harness.
+"""
+
+from __future__ import annotations
+
+import uvicorn
+
+from korder import logs
+from korder.participants.app import create_app
+from korder.settings import get_settings
+
+
+def main() -> None:
+    settings = get_settings()
+    logs.configure(settings.log_level, component="participants")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.participants_host,
+        port=settings.participants_port,
+        log_config=None,
+    )
+
+
+if __name__ == "__main__":
+    main()
