@@ -6,11 +6,13 @@ operator validate the same way.
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from korder.api.history import OrderEvent
+from korder.domain import money
 from korder.domain.order import (
     Address,
     Carrier,
@@ -35,6 +37,15 @@ class CreateOrder(_Model):
     billing_address: Address | None = None
     payment_method: PaymentMethod
     notes: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _total_is_an_amount(self) -> Self:
+        # Each price fits the schema, but price x quantity summed may not: the operator
+        # could then never write the order's total. Refuse it here, as a 422.
+        total = money.order_total((item.price, item.quantity) for item in self.items)
+        if not re.fullmatch(money.AMOUNT_PATTERN, total):
+            raise ValueError(f"the order's total {total} is larger than an amount can be")
+        return self
 
     def to_spec(self) -> OrderSpec:
         return OrderSpec.model_validate(self.model_dump(by_alias=True))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -57,3 +58,16 @@ def assert_problem(response: httpx.Response, status: int, kind: str) -> dict[str
     assert problem["title"]
     assert problem["detail"]
     return problem
+
+
+async def create_concurrently(facade: Component, count: int, key: str) -> list[httpx.Response]:
+    """``count`` creates of the same order with the same key, all in flight at once."""
+    async with httpx.AsyncClient(base_url=facade.url, timeout=60) as client:
+        return list(
+            await asyncio.gather(
+                *(
+                    client.post("/orders", json=spec(), headers={"Idempotency-Key": key})
+                    for _ in range(count)
+                )
+            )
+        )

@@ -99,13 +99,3 @@ def test_an_unreachable_api_server_is_503_with_retry_after(
     ):
         assert_problem(response, 503, "api-server-unavailable")
         assert response.headers["Retry-After"] == "5"
-
-
-def test_prefer_wait_waits_and_says_so(operator: Component, facade: Component) -> None:
-    # Without the saga an order stays Pending: the wait runs out and answers as it is.
-    response = create(facade, Prefer="wait=1")
-    assert response.status_code == 201
-    assert response.headers["Preference-Applied"] == "wait=1"
-    assert response.json()["status"] == "Pending"
-    plain = create(facade, Prefer="respond-async")
-    assert "Preference-Applied" not in plain.headers

@@ -12,7 +12,7 @@ import json
 
 import httpx
 
-from tests.e2e.api import assert_problem, create, created
+from tests.e2e.api import assert_problem, create, create_concurrently, created
 from tests.e2e.conftest import Component, FacadeFactory, Kubectl
 from tests.e2e.orders import spec
 from tests.e2e.test_api_orders import NEW_ADDRESS
@@ -72,13 +72,7 @@ def test_a_required_key_is_400_when_missing(start_facade: FacadeFactory) -> None
 async def test_fifty_concurrent_creates_with_one_key_make_one_order(
     kubectl: Kubectl, namespace: str, facade: Component
 ) -> None:
-    async with httpx.AsyncClient(base_url=facade.url, timeout=60) as client:
-        responses = await asyncio.gather(
-            *(
-                client.post("/orders", json=spec(), headers={"Idempotency-Key": "burst"})
-                for _ in range(50)
-            )
-        )
+    responses = await create_concurrently(facade, 50, "burst")
     assert {r.status_code for r in responses} == {201}
     assert len({r.json()["id"] for r in responses}) == 1
     assert len({r.headers["Location"] for r in responses}) == 1

@@ -7,6 +7,7 @@ These tests need no saga: they use orders the operator has only admitted
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -75,9 +76,12 @@ def test_list_filters_by_status_and_customer_and_pages(
     operator: Component, facade: Component
 ) -> None:
     ids = [created(facade, body=spec(customer={"id": "alice"}))["id"] for _ in range(3)]
-    bob = created(facade, body=spec(customer={"id": "bob"}))["id"]
-    for order_id in [*ids, bob]:
-        wait_for_status(facade, order_id, "Pending")
+    # Payment declines a total over 10,000.00: bob's order ends Failed.
+    expensive = [{"productId": "PROD-003", "quantity": 2, "price": "6000.00"}]
+    bob = created(facade, body=spec(customer={"id": "bob"}, items=expensive))["id"]
+    for order_id in ids:
+        wait_for_status(facade, order_id, "Confirmed")
+    wait_for_status(facade, bob, "Failed")
 
     everyone = httpx.get(f"{facade.url}/orders").json()
     assert {o["id"] for o in everyone["orders"]} == {*ids, bob}
@@ -85,11 +89,12 @@ def test_list_filters_by_status_and_customer_and_pages(
 
     alice = httpx.get(f"{facade.url}/orders", params={"customerId": "alice"}).json()
     assert {o["id"] for o in alice["orders"]} == set(ids)
-
-    pending = httpx.get(f"{facade.url}/orders", params={"status": "Pending"}).json()
-    assert len(pending["orders"]) == 4
     confirmed = httpx.get(f"{facade.url}/orders", params={"status": "Confirmed"}).json()
-    assert confirmed["orders"] == []
+    assert {o["id"] for o in confirmed["orders"]} == set(ids)
+    failed = httpx.get(f"{facade.url}/orders", params={"status": "Failed"}).json()
+    assert [o["id"] for o in failed["orders"]] == [bob]
+    both = {"status": "Failed", "customerId": "alice"}
+    assert httpx.get(f"{facade.url}/orders", params=both).json()["orders"] == []
 
     seen: list[str] = []
     params: dict[str, Any] = {"customerId": "alice", "limit": 2}
@@ -163,30 +168,56 @@ def test_put_refuses_a_change_of_immutable_fields(facade: Component) -> None:
 def test_put_honours_if_match(facade: Component) -> None:
     order_id = created(facade)["id"]
     url = f"{facade.url}/orders/{order_id}"
-    etag = httpx.get(url).headers["ETag"]
     stale = httpx.put(url, json={"shippingAddress": NEW_ADDRESS}, headers={"If-Match": '"1"'})
     assert_problem(stale, 412, "precondition-failed")
-    fresh = httpx.put(url, json={"shippingAddress": NEW_ADDRESS}, headers={"If-Match": etag})
+    assert get(facade, order_id)["shippingAddress"] == VALID_SPEC["shippingAddress"]
+
+    # The operator may write between our read and our write (that is what If-Match
+    # guards against), so the write with the current ETag is tried until it lands.
+    used: list[str] = []
+
+    def put_with_the_current_etag() -> httpx.Response | None:
+        etag = httpx.get(url).headers["ETag"]
+        used.append(etag)
+        response = httpx.put(url, json={"shippingAddress": NEW_ADDRESS}, headers={"If-Match": etag})
+        if response.status_code == 412:
+            return None
+        return response
+
+    fresh = wait_for(put_with_the_current_etag, what="a PUT with the current ETag")
+    assert isinstance(fresh, httpx.Response)
     assert fresh.status_code == 200, fresh.text
-    assert fresh.headers["ETag"] != etag
-    again = httpx.put(
-        url, json={"shippingAddress": NEW_ADDRESS, "notes": "x"}, headers={"If-Match": etag}
-    )
+    assert fresh.headers["ETag"] != used[-1]
+    assert get(facade, order_id)["shippingAddress"] == NEW_ADDRESS
+    # The ETag that PUT used is stale now, whatever the operator does.
+    again = httpx.put(url, json={"shippingAddress": NEW_ADDRESS}, headers={"If-Match": used[-1]})
     assert_problem(again, 412, "precondition-failed")
     star = httpx.put(url, json={"shippingAddress": NEW_ADDRESS}, headers={"If-Match": "*"})
     assert star.status_code == 200
 
 
-def test_process_and_fulfil_of_a_pending_order_are_409(facade: Component) -> None:
-    order_id = created(facade)["id"]
-    assert_problem(httpx.post(f"{facade.url}/orders/{order_id}/process"), 409, "wrong-phase")
-    fulfil = httpx.post(f"{facade.url}/orders/{order_id}/fulfill", json={"carrier": "EXPRESS"})
+def test_actions_from_a_wrong_phase_are_409(operator: Component, facade: Component) -> None:
+    expensive = [{"productId": "PROD-003", "quantity": 2, "price": "6000.00"}]
+    failed = created(facade, body=spec(items=expensive))["id"]
+    confirmed = created(facade)["id"]
+    wait_for_status(facade, failed, "Failed")
+    wait_for_status(facade, confirmed, "Confirmed")
+
+    express = {"carrier": "EXPRESS"}
+    assert_problem(httpx.post(f"{facade.url}/orders/{failed}/process"), 409, "wrong-phase")
+    fulfil = httpx.post(f"{facade.url}/orders/{failed}/fulfill", json=express)
     assert_problem(fulfil, 409, "wrong-phase")
-    bad_carrier = httpx.post(f"{facade.url}/orders/{order_id}/fulfill", json={"carrier": "PIGEON"})
+    assert_problem(httpx.delete(f"{facade.url}/orders/{failed}"), 409, "wrong-phase")
+    fulfil = httpx.post(f"{facade.url}/orders/{confirmed}/fulfill", json=express)
+    problem = assert_problem(fulfil, 409, "wrong-phase")
+    assert "Confirmed" in problem["detail"]
+    bad_carrier = httpx.post(f"{facade.url}/orders/{confirmed}/fulfill", json={"carrier": "PIGEON"})
     assert_problem(bad_carrier, 422, "validation")
-    order = get(facade, order_id)
-    assert order["processRequested"] is False
-    assert order["fulfillment"] is None
+    for order_id in (failed, confirmed):
+        order = get(facade, order_id)
+        assert order["processRequested"] is False
+        assert order["fulfillment"] is None
+        assert order["cancelRequested"] is False
 
 
 def test_delete_requests_cancellation_and_keeps_the_resource(
@@ -209,82 +240,59 @@ def test_events_merge_history_and_kubernetes_events_oldest_first_once_each(
     kubectl: Kubectl, namespace: str, operator: Component, facade: Component
 ) -> None:
     order_id = created(facade)["id"]
-    wait_for_status(facade, order_id, "Pending")
+    wait_for_status(facade, order_id, "Confirmed")
     stored = kubectl.json("get", "order", order_id, "-n", namespace)
-    history = [
-        {
-            "type": "Accepted",
-            "time": "2026-01-01T10:00:00Z",
-            "phase": "Pending",
-            "message": "Order accepted.",
-        },
-        {
-            "type": "InventoryReserved",
-            "time": "2026-01-01T10:00:02Z",
-            "phase": "ProcessingPayment",
-            "message": "Reserved.",
-            "data": {"reservationId": "r-1"},
-        },
-    ]
-    kubectl(
-        "patch",
-        "order",
-        order_id,
-        "-n",
-        namespace,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": {"history": history}}),
-    )
-    involved = {
-        "apiVersion": "korder.dev/v1alpha1",
-        "kind": "Order",
-        "name": order_id,
-        "namespace": namespace,
-        "uid": stored["metadata"]["uid"],
-    }
+    uid = stored["metadata"]["uid"]
+    history = stored["status"]["history"]
+    assert len(history) >= 3, "the saga recorded its steps"
 
-    def event(name: str, reason: str, message: str, at: str, kind: str = "Normal") -> str:
-        return json.dumps(
+    def mirrored() -> dict[str, Any] | None:
+        # The operator posts an Event per transition, a moment after the status write.
+        events = kubectl.json(
+            "get", "events", "-n", namespace, f"--field-selector=involvedObject.uid={uid}"
+        )
+        return events if len(events["items"]) >= len(history) else None
+
+    events = wait_for(mirrored, what="the operator's Events")
+    assert isinstance(events, dict)
+    # One happening that history does not hold: it is shown, in its place in time.
+    accepted = datetime.fromisoformat(history[0]["time"])
+    note_time = (accepted - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    kubectl(
+        "create",
+        "-f",
+        "-",
+        stdin=json.dumps(
             {
                 "apiVersion": "v1",
                 "kind": "Event",
-                "metadata": {"name": name, "namespace": namespace},
-                "involvedObject": involved,
-                "reason": reason,
-                "message": message,
-                "type": kind,
-                "firstTimestamp": at,
-                "lastTimestamp": at,
-                "source": {"component": "korder"},
+                "metadata": {"name": f"{order_id}.note", "namespace": namespace},
+                "involvedObject": {
+                    "apiVersion": "korder.dev/v1alpha1",
+                    "kind": "Order",
+                    "name": order_id,
+                    "namespace": namespace,
+                    "uid": uid,
+                },
+                "reason": "OperatorNote",
+                "message": "Checked by hand.",
+                "type": "Warning",
+                "firstTimestamp": note_time,
+                "lastTimestamp": note_time,
+                "source": {"component": "e2e"},
             }
-        )
-
-    # A mirror of a history entry (dropped), and one that history does not hold (kept).
-    kubectl(
-        "create",
-        "-f",
-        "-",
-        stdin=event("e1", "InventoryReserved", "Reserved.", "2026-01-01T10:00:02Z"),
-    )
-    kubectl(
-        "create",
-        "-f",
-        "-",
-        stdin=event("e2", "PaymentRetry", "Payment timed out.", "2026-01-01T10:00:01Z", "Warning"),
+        ),
     )
 
     response = httpx.get(f"{facade.url}/orders/{order_id}/events")
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["orderId"] == order_id
-    seen = [(e["type"], e["source"]) for e in body["events"]]
-    assert seen == [
-        ("Accepted", "history"),
-        ("PaymentRetry", "event"),
-        ("InventoryReserved", "history"),
-    ]
-    assert body["events"][1]["severity"] == "Warning"
-    assert body["events"][2]["data"] == {"reservationId": "r-1"}
+    from_history = [(e["type"], e["message"]) for e in body["events"] if e["source"] == "history"]
+    assert from_history == [(h["type"], h["message"]) for h in history]
+    from_events = [e for e in body["events"] if e["source"] == "event"]
+    assert [(e["type"], e["severity"]) for e in from_events] == [("OperatorNote", "Warning")]
+    pairs = [(e["type"], e["message"]) for e in body["events"]]
+    assert len(pairs) == len(set(pairs)), "each happening once"
+    assert pairs[0] == ("OperatorNote", "Checked by hand."), "oldest first"
     assert_problem(httpx.get(f"{facade.url}/orders/ord-nope/events"), 404, "order-not-found")
