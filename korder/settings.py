@@ -147,7 +147,7 @@ class Settings(BaseSettings):
         default=8082, ge=0, le=65535, description="Port of the operator's Prometheus /metrics."
     )
     operator_worker_limit: int = Field(
-        default=50, ge=1, description="Orders the operator works on at the same time, at most."
+        default=200, ge=1, description="Orders the operator works on at the same time, at most."
     )
 
 

@@ -27,6 +27,7 @@ between a call and its status write, never leaves a stray reservation or charge.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -252,6 +253,15 @@ Outcome = Succeeded | Rejected | Failed | Deferred
 
 def next_move(order: Order, now: datetime) -> Move:
     """What the operator should do next for ``order``."""
+    move = _next_move(order, now)
+    if isinstance(move, Idle) and order.status.observed_generation != order.generation:
+        # A spec change with nothing to do (new notes, say) is still observed, so
+        # kstatus and `kubectl wait` see conditions about the current generation.
+        return _advance(order, order.status, now)
+    return move
+
+
+def _next_move(order: Order, now: datetime) -> Move:
     status, spec, phase = order.status, order.spec, order.status.phase
     wants_cancel = spec.cancel_requested or order.deleting
 
@@ -361,18 +371,20 @@ def _apply_forward(
             status, step.condition, ConditionStatus.FALSE, "Rejected", outcome.reason, gen, now
         )
         failed = failed.model_copy(
-            update={"phase": Phase.COMPENSATING, "failure_reason": outcome.reason}
+            update={"phase": Phase.COMPENSATING, "failure_reason": outcome.reason[:1024]}
         )
         return _advance(
             order, failed, now, Record(step.rejected_reason, outcome.reason, warning=True)
         )
     # An open breaker defers the step without a call: it never fails the order.
-    if step.deadline and isinstance(outcome, Failed) and now >= order.created_at + policy.deadline:
+    if step.deadline and isinstance(outcome, Failed) and _past_deadline(order, policy, now):
         reason = (
             f"saga deadline of {_seconds(policy.deadline)} exceeded; last error: {outcome.reason}"
         )
         # The step stays Unknown: compensation settles it before undoing anything.
-        failing = status.model_copy(update={"phase": Phase.COMPENSATING, "failure_reason": reason})
+        failing = status.model_copy(
+            update={"phase": Phase.COMPENSATING, "failure_reason": reason[:1024]}
+        )
         return _advance(order, failing, now, Record("DeadlineExceeded", reason, warning=True))
     return _retry(order, step.condition, outcome, policy, now)
 
@@ -404,7 +416,7 @@ def _apply_compensating(order: Order, outcome: Outcome, policy: Policy, now: dat
             comp.undoes.condition,
             ConditionStatus.FALSE,
             "Compensated",
-            f"Undone: {comp.done_reason}.",
+            f"{_words(comp.done_reason)}.",
             gen,
             now,
         )
@@ -442,7 +454,7 @@ def _retry(
     value = current.status if current is not None else ConditionStatus.UNKNOWN
     message = f"{outcome.action}: {outcome.reason}"
     status = _set(order.status, condition, value, reason, message, gen, now)
-    if order.status.phase in COMPENSATING and now >= order.created_at + policy.deadline:
+    if order.status.phase in COMPENSATING and _past_deadline(order, policy, now):
         # Compensation never gives up, but past the deadline a person should look.
         status = _set(
             status,
@@ -457,6 +469,20 @@ def _retry(
 
 
 # --- Helpers -----------------------------------------------------------------------
+
+
+def _past_deadline(order: Order, policy: Policy, now: datetime) -> bool:
+    """Whether the saga has run longer than the policy allows.
+
+    The clock starts when the saga started (its SagaStarted record), not when the
+    Order was created: an order applied while the operator was down gets its full
+    time. Without that record (a history cut short), creation is the start.
+    """
+    started = next(
+        (_parse_rfc3339(e.time) for e in order.status.history or () if e.type == "SagaStarted"),
+        order.created_at,
+    )
+    return now >= started + policy.deadline
 
 
 def _step_in(phase: Phase) -> Step:
@@ -540,12 +566,17 @@ def _complete(
 def _done_record(step: Step, outcome: Succeeded) -> Record:
     data = dict(outcome.data)
     what = ", ".join(f"{k} {v}" for k, v in sorted(data.items()))
-    return Record(step.done_reason, f"{step.done_reason}: {what}.", data=data)
+    return Record(step.done_reason, f"{_words(step.done_reason)}: {what}.", data=data)
 
 
 def _undo_message(comp: Compensation, status: OrderStatus) -> str:
     ref = status.payment_id if comp.undoes is CAPTURE else status.reservation_id
-    return f"{comp.done_reason}: {ref}."
+    return f"{_words(comp.done_reason)}: {ref}."
+
+
+def _words(reason: str) -> str:
+    """A CamelCase reason as the start of a sentence: InventoryReserved -> Inventory reserved."""
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", reason).capitalize()
 
 
 def _advance(order: Order, status: OrderStatus, now: datetime, *records: Record) -> Advance:
@@ -652,6 +683,10 @@ def _ordered(conditions: list[Condition]) -> list[Condition]:
 
 def _rfc3339(now: datetime) -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_rfc3339(text: str) -> datetime:
+    return datetime.fromisoformat(text)
 
 
 def _seconds(delta: timedelta) -> str:

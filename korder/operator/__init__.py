@@ -1,5 +1,7 @@
 """The operator: Kopf handlers that drive each Order through its saga.
 
-:mod:`.handlers` wires Kopf to the domain; :mod:`.__main__` starts the process.
+:mod:`.handlers` wires Kopf to :mod:`.reconciling`, which drives one Order through
+the domain's state machine, with :mod:`.performing` making the participant calls;
+:mod:`.__main__` starts the process.
 It never imports the facade: the two meet only through the Order resource.
 """

@@ -5,6 +5,8 @@ Watches Orders in every namespace. Standalone for now: one replica, no peering.
 
 from __future__ import annotations
 
+import logging
+
 import kopf
 
 from korder.operator import handlers  # noqa: F401 - registers the handlers with Kopf
@@ -18,6 +20,10 @@ def main() -> None:
         log_format=kopf.LogFormat.JSON,
         log_refkey="object",
     )
+    if settings.log_level != "DEBUG":
+        # httpx logs every request at INFO: the status writes and participant calls
+        # would drown the transitions, which are logged on their own.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     kopf.run(
         clusterwide=True,
         standalone=True,

@@ -46,7 +46,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.posting.loggers = False
     settings.posting.level = logging.CRITICAL
     # A burst of orders must not become a burst of unbounded concurrent calls to
-    # the API server and the participants: at most this many orders at once.
+    # the API server and the participants: at most this many orders at once. An
+    # order sleeping out a retry delay keeps its worker, so the limit is sized
+    # well above the orders expected in flight, not at the participants' capacity.
     settings.queueing.worker_limit = ours.operator_worker_limit
     # A watch that goes silent (a dropped connection no one closed, Kopf issues
     # #585 and #957) must not freeze the operator: the server ends each watch and
@@ -96,15 +98,15 @@ def _announce(obj: Mapping[str, Any], record: saga.Record) -> None:
     )
 
 
-@kopf.on.create(constants.GROUP, constants.VERSION, constants.PLURAL, id="saga")
-@kopf.on.update(constants.GROUP, constants.VERSION, constants.PLURAL, id="saga")
-@kopf.on.resume(constants.GROUP, constants.VERSION, constants.PLURAL, id="saga")
+@kopf.on.create(constants.GROUP, constants.VERSION, constants.PLURAL)
+@kopf.on.update(constants.GROUP, constants.VERSION, constants.PLURAL)
+@kopf.on.resume(constants.GROUP, constants.VERSION, constants.PLURAL)
 async def drive(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
     """Any change of an Order, or the operator starting: move its saga on."""
     await _reconcile(body, memo, retry)
 
 
-@kopf.on.delete(constants.GROUP, constants.VERSION, constants.PLURAL, id="saga-finalizer")
+@kopf.on.delete(constants.GROUP, constants.VERSION, constants.PLURAL)
 async def finalize(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
     """`kubectl delete order`: compensate what the saga did, then let the object go."""
     await _reconcile(body, memo, retry)
@@ -113,6 +115,6 @@ async def finalize(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> No
 async def _reconcile(body: kopf.Body, memo: kopf.Memo, retry: int) -> None:
     delay = await reconciling.reconcile(memo.saga, body, retry=retry, announce=_announce)
     if delay is not None:
-        # Kopf keeps the handler pending and calls it again after the delay (sooner
-        # if the Order changes), so a waiting saga holds no worker meanwhile.
+        # Kopf keeps the handler pending and calls it again after the delay, or
+        # sooner if the Order changes (a cancellation must not wait out a backoff).
         raise kopf.TemporaryError("the saga waits for a retry", delay=delay)

@@ -85,8 +85,7 @@ async def reconcile(
             obj = await status_writing.write(ctx.kube, namespace, name, move.status)
         for record in move.records:
             logger.info(
-                "%s: %s",
-                record.reason,
+                "%s",
                 record.message,
                 extra={**ref, "reason": record.reason, "phase": move.status.phase},
             )
@@ -111,7 +110,7 @@ def _retry_delay(
         )
     assert isinstance(outcome, (saga.Failed, saga.Deferred))
     logger.warning(
-        "%s deferred: %s; retrying in %.1fs",
+        "%s not done yet: %s; retrying in %.1fs",
         outcome.action,
         outcome.reason,
         delay,

@@ -265,6 +265,26 @@ def test_endless_transient_failure_hits_the_deadline_and_compensates(step: Actio
     assert run.calls[-len(expected_undo) :] == expected_undo
 
 
+def test_the_deadline_counts_from_the_start_of_the_saga_not_the_creation() -> None:
+    # Created an hour ago (the operator was down), started now: the full time is left.
+    run = Run(saga.Order(SPEC, OrderStatus(), 1, created_at=T0 - timedelta(hours=1)))
+    run = _run_until_marked(run)
+    late = saga.apply(run.order, saga.Failed(Action.RESERVE_INVENTORY, "503"), POLICY, T0)
+    assert late.retry
+    assert late.status.phase == Phase.RESERVING_INVENTORY
+    later = T0 + POLICY.deadline
+    failed = saga.apply(run.order, saga.Failed(Action.RESERVE_INVENTORY, "503"), POLICY, later)
+    assert failed.status.phase == Phase.COMPENSATING
+
+
+def _run_until_marked(run: Run) -> Run:
+    while not isinstance(saga.next_move(run.order, run.now), saga.Call):
+        move = saga.next_move(run.order, run.now)
+        assert isinstance(move, saga.Advance)
+        run._write(move)
+    return run
+
+
 def test_an_open_breaker_defers_but_never_fails_the_order() -> None:
     def answer(action: Action, attempt: int) -> saga.Outcome:
         if attempt <= 50:
@@ -438,6 +458,17 @@ def test_a_late_answer_for_another_step_changes_nothing() -> None:
     late = saga.apply(run.order, saga.Failed(Action.RESERVE_INVENTORY, "timeout"), POLICY, T0)
     assert late.status == run.status
     assert not late.retry
+
+
+def test_a_spec_change_with_nothing_to_do_is_still_observed() -> None:
+    run = confirmed().with_spec(notes="leave at the door")
+    writes = run.writes
+    run.drive()
+    assert run.writes == writes + 1
+    assert run.status.observed_generation == 2
+    ready = next(c for c in run.status.conditions or () if c.type == saga.READY)
+    assert ready.observed_generation == 2
+    assert isinstance(saga.next_move(run.order, run.now), saga.Idle)
 
 
 def test_the_same_spec_seen_twice_makes_no_second_call() -> None:
