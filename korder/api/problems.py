@@ -6,6 +6,7 @@ Every error the facade returns goes through here, so a client sees one shape:
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from korder.kube import orders
 
+log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://korder.dev/problems/"
 #: Seconds a client should wait before retrying when the API server is unreachable.
@@ -128,7 +130,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(orders.KubeError)
     async def _kube(request: Request, exc: orders.KubeError) -> JSONResponse:
-        return response(from_kube(exc), request.url.path)
+        problem = from_kube(exc)
+        if problem.status >= 500:
+            log.warning(
+                "Kubernetes API server unavailable",
+                extra={"method": request.method, "path": request.url.path, "error": exc.message},
+            )
+        return response(problem, request.url.path)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

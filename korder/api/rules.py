@@ -3,7 +3,8 @@
 Called by the routes before they write an action into the spec, on the order as
 the write's resourceVersion saw it, so the check and the write are one decision.
 The operator enforces the saga itself; these rules give the client a 409 with a
-reason instead of an order that silently ignores its request. Pure code, tested
+reason instead of an order that silently ignores its request. Which phases a
+cancellation may interrupt is the saga's own table (:data:`saga.CANCELLABLE`). Pure code, tested
 without a cluster.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
+from korder.domain import saga
 from korder.domain.order import Phase
 
 
@@ -70,10 +72,12 @@ def refusal(action: Action, order: dict[str, Any], carrier: str | None = None) -
             return f"The order's fulfilment was already requested with carrier {fulfilment}."
         return None
     if action is Action.CANCEL:
+        if phase in (Phase.CANCELLING, Phase.CANCELLED):
+            return None  # the same cancellation again
         if phase is Phase.FULFILLED or fulfilment:
             return "The order is fulfilled or being shipped; it can no longer be cancelled."
-        if phase is Phase.FAILED:
-            return "The order failed and was compensated already; there is nothing to cancel."
+        if phase not in saga.CANCELLABLE:
+            return f"The order is {phase}: its steps are undone already; nothing to cancel."
         return None
     return None
 

@@ -9,6 +9,7 @@ first. The caller answers with the order as it is then and ``Preference-Applied`
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -17,6 +18,7 @@ from lightkube import AsyncClient
 from korder.api import rules
 from korder.kube import orders
 
+log = logging.getLogger(__name__)
 _WAIT = re.compile(r"^\s*wait\s*=\s*\"?(\d{1,9})\"?\s*$", re.IGNORECASE)
 
 
@@ -43,10 +45,18 @@ async def until_settled(
         return order
     meta = order["metadata"]
     latest = order
-    async for changed in orders.watch(kube, meta["name"], meta["resourceVersion"], seconds):
-        latest = changed
-        if rules.settled(action, changed):
-            break
+    try:
+        async for changed in orders.watch(kube, meta["name"], meta["resourceVersion"], seconds):
+            latest = changed
+            if rules.settled(action, changed):
+                break
+    except orders.KubeError as exc:
+        # The write is done; a lost watch only cuts the wait short. Answering 503 would
+        # tell the client that nothing happened.
+        log.warning(
+            "wait for the saga ended early",
+            extra={"order": meta["name"], "action": str(action), "error": exc.message},
+        )
     return latest
 
 

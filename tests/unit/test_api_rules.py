@@ -27,9 +27,9 @@ def test_fulfil_only_from_processing(phase: Phase) -> None:
 
 
 @pytest.mark.parametrize("phase", list(Phase))
-def test_cancel_until_fulfilled_unless_failed(phase: Phase) -> None:
+def test_cancel_until_fulfilled_unless_failing(phase: Phase) -> None:
     allowed = refusal(Action.CANCEL, _order(phase)) is None
-    assert allowed == (phase not in {Phase.FULFILLED, Phase.FAILED})
+    assert allowed == (phase not in {Phase.FULFILLED, Phase.FAILED, Phase.COMPENSATING})
 
 
 @pytest.mark.parametrize("phase", list(Phase))
