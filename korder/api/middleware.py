@@ -68,7 +68,10 @@ async def _nothing() -> Message:
 
 
 class Metrics:
-    """Count and time every request by method, route template and status code."""
+    """Count and time every request by method, route template and status code.
+
+    Replays are counted apart: a client that retries a lot shows up there.
+    """
 
     def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
         self.app = app
@@ -84,18 +87,25 @@ class Metrics:
             ["method", "route"],
             registry=registry,
         )
+        self.replays = Counter(
+            "korder_api_idempotent_replays",
+            "Writes answered by replaying the first outcome of their Idempotency-Key.",
+            ["method", "route"],
+            registry=registry,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status = 500
+        status, replayed = 500, False
         started = time.perf_counter()
 
         async def sending(message: Message) -> None:
-            nonlocal status
+            nonlocal status, replayed
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                replayed = (b"idempotent-replayed", b"true") in message.get("headers", [])
             await send(message)
 
         try:
@@ -104,6 +114,8 @@ class Metrics:
             route = _route_of(scope)
             self.requests.labels(scope["method"], route, str(status)).inc()
             self.latency.labels(scope["method"], route).observe(time.perf_counter() - started)
+            if replayed:
+                self.replays.labels(scope["method"], route).inc()
 
 
 def _route_of(scope: Scope) -> str:

@@ -22,11 +22,14 @@ def test_health_and_metrics(facade: Component) -> None:
     assert health.status_code == 200
     assert health.json() == {"status": "ok", "apiServer": "reachable"}
     create(facade)
+    create(facade, key="counted")
+    create(facade, key="counted")
     metrics = httpx.get(f"{facade.url}/metrics")
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain")
     text = metrics.text
-    assert 'korder_api_requests_total{method="POST",route="/orders",status="201"} 1.0' in text
+    assert 'korder_api_requests_total{method="POST",route="/orders",status="201"} 3.0' in text
+    assert 'korder_api_idempotent_replays_total{method="POST",route="/orders"} 1.0' in text
     assert "korder_api_request_duration_seconds_bucket" in text
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -15,9 +15,11 @@ def _app(seen: list[bytes]) -> FastAPI:
     app = FastAPI()
 
     @app.post("/echo/{x}")
-    async def echo(x: str, request: Request) -> dict[str, int]:
+    async def echo(x: str, request: Request, response: Response) -> dict[str, int]:
         body = await request.body()
         seen.append(body)
+        if x == "again":
+            response.headers["Idempotent-Replayed"] = "true"
         return {"size": len(body)}
 
     return app
@@ -46,6 +48,7 @@ def test_metrics_count_by_route_template() -> None:
     registry = CollectorRegistry()
     client = TestClient(Metrics(_app([]), registry=registry))
     client.post("/echo/a", content=b"x")
-    client.post("/echo/b", content=b"x")
+    client.post("/echo/again", content=b"x")
     text = generate_latest(registry).decode()
     assert 'korder_api_requests_total{method="POST",route="/echo/{x}",status="200"} 2.0' in text
+    assert 'korder_api_idempotent_replays_total{method="POST",route="/echo/{x}"} 1.0' in text
