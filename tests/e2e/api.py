@@ -60,14 +60,24 @@ def assert_problem(response: httpx.Response, status: int, kind: str) -> dict[str
     return problem
 
 
-async def create_concurrently(facade: Component, count: int, key: str) -> list[httpx.Response]:
-    """``count`` creates of the same order with the same key, all in flight at once."""
-    async with httpx.AsyncClient(base_url=facade.url, timeout=60) as client:
+async def create_concurrently(
+    facades: Component | list[Component], count: int, key: str
+) -> list[httpx.Response]:
+    """``count`` creates of one order with one key, all in flight at once, spread over
+    ``facades`` (several facade processes stand for several replicas)."""
+    replicas = facades if isinstance(facades, list) else [facades]
+    clients = [httpx.AsyncClient(base_url=f.url, timeout=60) for f in replicas]
+    try:
         return list(
             await asyncio.gather(
                 *(
-                    client.post("/orders", json=spec(), headers={"Idempotency-Key": key})
-                    for _ in range(count)
+                    clients[i % len(clients)].post(
+                        "/orders", json=spec(), headers={"Idempotency-Key": key}
+                    )
+                    for i in range(count)
                 )
             )
         )
+    finally:
+        for client in clients:
+            await client.aclose()

@@ -12,9 +12,10 @@ import json
 
 import httpx
 
+from korder.api import idempotency
 from tests.e2e.api import assert_problem, create, create_concurrently, created
 from tests.e2e.conftest import Component, FacadeFactory, Kubectl
-from tests.e2e.orders import spec
+from tests.e2e.orders import order_yaml, spec
 from tests.e2e.test_api_orders import NEW_ADDRESS
 
 
@@ -70,9 +71,10 @@ def test_a_required_key_is_400_when_missing(start_facade: FacadeFactory) -> None
 
 
 async def test_fifty_concurrent_creates_with_one_key_make_one_order(
-    kubectl: Kubectl, namespace: str, facade: Component
+    kubectl: Kubectl, namespace: str, facade: Component, start_facade: FacadeFactory
 ) -> None:
-    responses = await create_concurrently(facade, 50, "burst")
+    # Two facade processes, as two replicas behind a load balancer: no shared memory.
+    responses = await create_concurrently([facade, start_facade()], 50, "burst")
     assert {r.status_code for r in responses} == {201}
     assert len({r.json()["id"] for r in responses}) == 1
     assert len({r.headers["Location"] for r in responses}) == 1
@@ -143,3 +145,26 @@ async def test_concurrent_twins_of_an_action_write_once(
     annotations = kubectl.json("get", "order", order_id, "-n", namespace)["metadata"]["annotations"]
     records = json.loads(annotations["korder.dev/idempotency-records"])
     assert [r["key"] for r in records] == ["twin"]
+
+
+def test_a_create_key_never_replays_an_order_it_did_not_make(
+    kubectl: Kubectl, namespace: str, facade: Component
+) -> None:
+    # An order applied by hand under the very name the key maps to.
+    taken = idempotency.resource_name("taken")
+    kubectl("apply", "-n", namespace, "-f", "-", stdin=order_yaml(taken))
+    response = create(facade, key="taken")
+    assert_problem(response, 409, "idempotency-key-collision")
+    stored = kubectl.json("get", "order", taken, "-n", namespace)["metadata"]
+    assert "korder.dev/idempotency-key" not in (stored.get("annotations") or {})
+
+
+def test_writes_with_a_key_to_a_missing_order_are_404(facade: Component) -> None:
+    key = {"Idempotency-Key": "k"}
+    url = f"{facade.url}/orders/ord-missing"
+    assert_problem(httpx.delete(url, headers=key), 404, "order-not-found")
+    assert_problem(
+        httpx.put(url, json={"shippingAddress": NEW_ADDRESS}, headers=key), 404, "order-not-found"
+    )
+    fulfil = httpx.post(f"{url}/fulfill", json={"carrier": "STANDARD"}, headers=key)
+    assert_problem(fulfil, 404, "order-not-found")
