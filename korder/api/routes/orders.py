@@ -28,7 +28,7 @@ from korder.api.schemas import (
     OrderView,
     UpdateOrder,
 )
-from korder.domain.order import Customer, Phase
+from korder.domain.order import Customer, OrderSpec, Phase
 from korder.kube import orders
 
 router = APIRouter(prefix="/orders", tags=["orders"])
@@ -105,7 +105,11 @@ async def create_order(
     return view
 
 
-async def _create_once(kube: Kube, spec: Any, key: str) -> tuple[dict[str, Any], bool]:
+async def _create_once(kube: Kube, spec: OrderSpec, key: str) -> tuple[dict[str, Any], bool]:
+    """Create the order named by ``key``, or find the one an earlier request made.
+
+    Returns the order and whether it is a replay; 422/409 from :func:`check_created`.
+    """
     fingerprint = idempotency.fingerprint(
         "POST", "/orders", spec.model_dump(mode="json", by_alias=True)
     )
