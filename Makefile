@@ -103,4 +103,4 @@ uninstall: ## Remove the CRD (and every Order!) from the cluster in KUBECONFIG.
 
 .PHONY: clean
 clean: ## Remove the virtual environment and local state (not the control-plane cache).
-	rm -rf $(VENV) .korder .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) node_modules .korder .mypy_cache .ruff_cache .pytest_cache

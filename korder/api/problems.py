@@ -34,10 +34,14 @@ class ProblemDocument(BaseModel):
     instance: str | None = None
 
 
+_PROBLEM_SCHEMA = ProblemDocument.model_json_schema()
+
+
 def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The ``responses`` of a route: the problem document for each of ``codes``."""
     return {
-        code: {"model": ProblemDocument, "content": {MEDIA_TYPE: {}}, "description": _TEXT[code]}
+        # Inline, not as "model": FastAPI would file a model under application/json.
+        code: {"content": {MEDIA_TYPE: {"schema": _PROBLEM_SCHEMA}}, "description": _TEXT[code]}
         for code in codes
     }
 

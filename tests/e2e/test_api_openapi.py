@@ -36,6 +36,21 @@ def test_every_endpoint_is_documented_with_a_clean_operation_id(facade: Componen
         for method, operation in methods.items()
     }
     assert found == OPERATIONS
+    created = document["paths"]["/orders"]["post"]["responses"]["201"]
+    assert set(created["headers"]) == {
+        "Location",
+        "ETag",
+        "Idempotent-Replayed",
+        "Preference-Applied",
+    }
+    too_large = document["paths"]["/orders"]["post"]["responses"]["413"]["content"]
+    assert list(too_large) == ["application/problem+json"]
+    assert too_large["application/problem+json"]["schema"]["required"] == [
+        "type",
+        "title",
+        "status",
+        "detail",
+    ]
     assert httpx.get(f"{facade.url}/docs").status_code == 200
 
 

@@ -41,6 +41,28 @@ _WRITE_ERRORS = documented(400, 404, 409, 412, 413, 422, 503)
 _CUSTOMER_ID_PATTERN: str = Customer.model_json_schema()["properties"]["id"]["pattern"]
 
 
+_HEADERS: dict[str, str] = {
+    "ETag": "The order's resourceVersion, quoted: send it back as If-Match.",
+    "Location": "Where the order is: /orders/{id}.",
+    idempotency.REPLAYED_HEADER: "'true' when this answer replays an earlier request with the "
+    "same Idempotency-Key.",
+    "Preference-Applied": "'wait=N' when the answer waited for the saga (Prefer: wait=N).",
+}
+_WRITE_HEADERS = ("ETag", idempotency.REPLAYED_HEADER, "Preference-Applied")
+
+
+def _headers(status: int, *names: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI response headers of a route's success answer."""
+    return {
+        status: {
+            "description": "Success",
+            "headers": {
+                n: {"description": _HEADERS[n], "schema": {"type": "string"}} for n in names
+            },
+        }
+    }
+
+
 def _not_found(order_id: str) -> Problem:
     return Problem(404, "order-not-found", "Order not found", f"There is no order {order_id!r}.")
 
@@ -78,7 +100,7 @@ def _answer(
     status_code=201,
     response_model=OrderView,
     operation_id="createOrder",
-    responses=documented(400, 409, 413, 422, 503),
+    responses={**documented(400, 409, 413, 422, 503), **_headers(201, *_WRITE_HEADERS, "Location")},
 )
 async def create_order(
     body: CreateOrder,
@@ -197,7 +219,7 @@ async def list_orders(
     "/{order_id}",
     response_model=OrderView,
     operation_id="getOrder",
-    responses=documented(404, 503),
+    responses={**documented(404, 503), **_headers(200, "ETag")},
 )
 async def get_order(order_id: OrderId, kube: Kube, response: Response) -> OrderView:
     """The order and where its saga is; the ETag is its resourceVersion."""
@@ -221,7 +243,7 @@ async def list_order_events(order_id: OrderId, kube: Kube) -> OrderEvents:
     "/{order_id}",
     response_model=OrderView,
     operation_id="updateOrder",
-    responses=_WRITE_ERRORS,
+    responses={**_WRITE_ERRORS, **_headers(200, "ETag", idempotency.REPLAYED_HEADER)},
 )
 async def update_order(
     order_id: OrderId, body: UpdateOrder, write: Write, response: Response
@@ -254,7 +276,7 @@ async def update_order(
     status_code=202,
     response_model=OrderView,
     operation_id="cancelOrder",
-    responses=_WRITE_ERRORS,
+    responses={**_WRITE_ERRORS, **_headers(202, *_WRITE_HEADERS)},
 )
 async def cancel_order(order_id: OrderId, write: Write, response: Response) -> OrderView:
     """Cancel: the saga compensates what it did; the resource stays, for the record."""
@@ -266,7 +288,7 @@ async def cancel_order(order_id: OrderId, write: Write, response: Response) -> O
     status_code=202,
     response_model=OrderView,
     operation_id="processOrder",
-    responses=_WRITE_ERRORS,
+    responses={**_WRITE_ERRORS, **_headers(202, *_WRITE_HEADERS)},
 )
 async def process_order(order_id: OrderId, write: Write, response: Response) -> OrderView:
     """Confirmed -> Processing."""
@@ -280,7 +302,7 @@ async def process_order(order_id: OrderId, write: Write, response: Response) -> 
     status_code=202,
     response_model=OrderView,
     operation_id="fulfillOrder",
-    responses=_WRITE_ERRORS,
+    responses={**_WRITE_ERRORS, **_headers(202, *_WRITE_HEADERS)},
 )
 async def fulfill_order(
     order_id: OrderId, body: Fulfil, write: Write, response: Response
