@@ -176,7 +176,8 @@ async def list_orders(
         ),
     ] = None,
     limit: Annotated[
-        int | None, Query(ge=1, le=500, description="Orders per page (default 50).")
+        int | None,
+        Query(ge=1, le=500, description="Orders per page (default: KORDER_PAGE_SIZE, 50)."),
     ] = None,
     continue_token: Annotated[
         str | None,
