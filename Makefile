@@ -58,10 +58,19 @@ test-unit: venv ## Unit tests (no cluster, seconds).
 
 .PHONY: test-e2e
 test-e2e: controlplane ## e2e tests on a real control plane, operator and facade.
-	$(PY) -m pytest tests/e2e -q $(PYTEST_ARGS)
+	$(PY) -m pytest tests/e2e -q --ignore=tests/e2e/test_postman.py $(PYTEST_ARGS)
+
+# newman, pinned in package.json and package-lock.json, installed here and not globally.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+.PHONY: test-postman
+test-postman: controlplane node_modules/.installed ## The Postman collection under newman, against the whole system.
+	$(PY) -m pytest tests/e2e/test_postman.py -q $(PYTEST_ARGS)
 
 .PHONY: test
-test: lint typecheck test-unit test-e2e ## Everything CI runs: lint, types, unit and e2e tests.
+test: lint typecheck test-unit test-e2e test-postman ## Everything CI runs: lint, types, unit, e2e and Postman tests.
 
 ##@ Running
 
@@ -104,4 +113,4 @@ uninstall: ## Remove the CRD (and every Order!) from the cluster in KUBECONFIG.
 
 .PHONY: clean
 clean: ## Remove the virtual environment and local state (not the control-plane cache).
-	rm -rf $(VENV) .korder .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) node_modules .korder .mypy_cache .ruff_cache .pytest_cache

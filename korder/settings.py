@@ -41,6 +41,33 @@ class Settings(BaseSettings):
     operator_probe_host: str = Field(
         default="127.0.0.1", description="Address the operator's liveness endpoint binds to."
     )
+    idempotency_key_required: bool = Field(
+        default=False,
+        description="Make the facade refuse writes without an Idempotency-Key header (400).",
+    )
+    idempotency_record_limit: int = Field(
+        default=32,
+        ge=1,
+        le=200,
+        description="How many Idempotency-Keys of updates and actions an order remembers; "
+        "the oldest are forgotten first.",
+    )
+    max_body_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        description="Largest request body the facade reads; a larger one is refused with 413 "
+        "before it is parsed. 100 order lines fit in about 30 KiB.",
+    )
+    max_wait_seconds: int = Field(
+        default=60,
+        ge=0,
+        le=600,
+        description="The longest wait a client may ask for with 'Prefer: wait=N'; "
+        "a longer one is cut to this.",
+    )
+    page_size: int = Field(
+        default=50, ge=1, le=500, description="Orders per page of GET /orders without a limit."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     chaos_mode: bool = Field(
         default=False,

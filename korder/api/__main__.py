@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import uvicorn
 
 from korder import logs
@@ -12,6 +14,10 @@ from korder.settings import get_settings
 def main() -> None:
     settings = get_settings()
     logs.configure(settings.log_level, component="api")
+    if settings.log_level != "DEBUG":
+        # lightkube's transport logs every call to the API server at INFO: several lines
+        # per REST request, which uvicorn's access log already records once.
+        logging.getLogger("httpx2").setLevel(logging.WARNING)
     uvicorn.run(create_app(), host=settings.host, port=settings.port, log_config=None)
 
 

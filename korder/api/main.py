@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from korder import __version__, constants
-from korder.api import problems
-from korder.api.routes import health, orders
+from korder.api import middleware, problems
+from korder.api.routes import health, metrics, orders
 from korder.kube import orders as kube_orders
 from korder.settings import get_settings
 
@@ -25,6 +26,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
+    settings = get_settings()
     app = FastAPI(
         title="korder",
         version=__version__,
@@ -33,5 +35,12 @@ def create_app() -> FastAPI:
     )
     problems.install(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(orders.router)
+    # One registry per app, so an app built in a test does not collide with another.
+    app.state.metrics = CollectorRegistry()
+    # Added last runs first: the limit refuses a body before anything else reads it,
+    # and the metrics count that refusal too.
+    app.add_middleware(middleware.BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(middleware.Metrics, registry=app.state.metrics)
     return app

@@ -6,15 +6,55 @@ Every error the facade returns goes through here, so a client sees one shape:
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from korder.kube import orders
+
+log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://korder.dev/problems/"
+#: Seconds a client should wait before retrying when the API server is unreachable.
+RETRY_AFTER_SECONDS = 5
+
+
+class ProblemDocument(BaseModel):
+    """An error, as RFC 9457 shapes it (for the OpenAPI document)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+
+
+_PROBLEM_SCHEMA = ProblemDocument.model_json_schema()
+
+
+def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` of a route: the problem document for each of ``codes``."""
+    return {
+        # Inline, not as "model": FastAPI would file a model under application/json.
+        code: {"content": {MEDIA_TYPE: {"schema": _PROBLEM_SCHEMA}}, "description": _TEXT[code]}
+        for code in codes
+    }
+
+
+_TEXT = {
+    400: "Malformed request or Idempotency-Key",
+    404: "No such order",
+    409: "Wrong phase for the action, or a concurrent change",
+    412: "If-Match does not match the order's ETag",
+    413: "Request body too large",
+    422: "Invalid request, changed immutable field, or Idempotency-Key reused",
+    503: "Kubernetes API server unreachable; retry after Retry-After seconds",
+}
 
 
 class Problem(Exception):
@@ -82,7 +122,60 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kind = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
-        return response(
-            Problem(exc.status_code, kind, str(exc.detail), str(exc.detail)), request.url.path
+        kind = {400: "malformed-body", 404: "not-found", 405: "method-not-allowed"}.get(
+            exc.status_code, "http-error"
         )
+        return response(
+            Problem(
+                exc.status_code, kind, str(exc.detail), str(exc.detail), dict(exc.headers or {})
+            ),
+            request.url.path,
+        )
+
+    @app.exception_handler(orders.KubeError)
+    async def _kube(request: Request, exc: orders.KubeError) -> JSONResponse:
+        problem = from_kube(exc)
+        if problem.status >= 500:
+            log.warning(
+                "Kubernetes API server unavailable",
+                extra={"method": request.method, "path": request.url.path, "error": exc.message},
+            )
+        return response(problem, request.url.path)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # A bug of ours. Starlette re-raises it after this answer and the server logs it
+        # once, with its traceback; the client gets the same shape as every other error.
+        return response(
+            Problem(500, "internal", "Internal error", "The server failed; the failure is logged."),
+            request.url.path,
+        )
+
+
+def from_kube(exc: orders.KubeError) -> Problem:
+    """The problem to answer a Kubernetes layer failure with, when the route did not."""
+    if isinstance(exc, orders.Unavailable):
+        return Problem(
+            503,
+            "api-server-unavailable",
+            "Service unavailable",
+            "The Kubernetes API server cannot be reached; retry later.",
+            {"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    if isinstance(exc, orders.Invalid):
+        errors = [{"field": "", "message": d} for d in exc.details] or [
+            {"field": "", "message": exc.message}
+        ]
+        return Problem(
+            422,
+            "validation",
+            "Invalid request",
+            f"The order is not valid: {exc.message}",
+            errors=errors,
+        )
+    if isinstance(exc, orders.NotFound):
+        return Problem(404, "order-not-found", "Order not found", exc.message)
+    if isinstance(exc, orders.Conflict | orders.AlreadyExists):
+        return Problem(409, "conflict", "Conflict", exc.message)
+    # The API server refused the facade itself (RBAC, a bug): not the client's doing.
+    raise exc

@@ -227,16 +227,55 @@ def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> str:
     return name
 
 
+FacadeFactory = Callable[..., Component]
+
+
 @pytest.fixture
-def facade(cluster: system.Cluster, namespace: str, tmp_path: Path) -> Iterator[Component]:
+def start_facade(
+    cluster: system.Cluster, namespace: str, tmp_path: Path
+) -> Iterator[FacadeFactory]:
+    """Start a facade in this test's namespace with extra settings (``KORDER_...=value``).
+
+    ``kubeconfig`` points it at another API server; ``healthy=False`` only waits for it
+    to answer at all (for a facade whose API server is down on purpose).
+    """
+    started: list[Component] = []
+
+    def start(kubeconfig: Path | None = None, healthy: bool = True, **settings: str) -> Component:
+        port = free_port()
+        env = system.component_env(
+            kubeconfig or cluster.kubeconfig,
+            PORT=str(port),
+            KORDER_NAMESPACE=namespace,
+            **settings,
+        )
+        log = tmp_path / f"api-{len(started)}.log"
+        url = f"http://127.0.0.1:{port}/health"
+        if healthy:
+            component = _start_component("korder.api", log, env, url)
+        else:
+            proc = processes.spawn([sys.executable, "-m", "korder.api"], log=log, env=env)
+            component = Component(proc, log, url.rsplit("/", 1)[0])
+            wait_for(lambda: _answers(url), timeout=60, what="korder.api to answer")
+        started.append(component)
+        return component
+
+    yield start
+    processes.stop([c.proc for c in started])
+
+
+def _answers(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=1.0)
+    except httpx.HTTPError:
+        return False
+    return True
+
+
+@pytest.fixture
+def facade(start_facade: FacadeFactory) -> Component:
     """The REST facade as its own process, creating Orders in this test's namespace."""
-    port = free_port()
-    env = system.component_env(cluster.kubeconfig, PORT=str(port), KORDER_NAMESPACE=namespace)
-    component = _start_component(
-        "korder.api", tmp_path / "api.log", env, f"http://127.0.0.1:{port}/health"
-    )
-    yield component
-    processes.stop([component.proc])
+    return start_facade()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

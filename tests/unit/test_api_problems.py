@@ -37,3 +37,10 @@ def test_unknown_route_is_problem_json() -> None:
     response = client().get("/nope")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_an_order_whose_total_cannot_be_an_amount_is_422() -> None:
+    items = [{"productId": "PROD-001", "quantity": 1000, "price": "9999999999.99"}]
+    response = client().post("/orders", json={**VALID_SPEC, "items": items})
+    assert response.status_code == 422
+    assert "total" in response.json()["detail"]

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-import httpx
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from lightkube.core.exceptions import ApiError
 from pydantic import BaseModel
 
 from korder.api.deps import Kube
+from korder.api.problems import RETRY_AFTER_SECONDS
 from korder.kube import orders
 
 router = APIRouter(tags=["health"])
@@ -26,7 +25,9 @@ async def health(kube: Kube) -> JSONResponse:
     """Healthy when the Kubernetes API server answers a list of Orders."""
     try:
         await orders.probe(kube)
-    except (ApiError, httpx.HTTPError, OSError):
+    except orders.KubeError:
         body = Health(status="degraded", apiServer="unreachable")
-        return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": "5"})
+        return JSONResponse(
+            body.model_dump(), status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+        )
     return JSONResponse(Health(status="ok", apiServer="reachable").model_dump())

@@ -1,35 +1,395 @@
-"""``/orders``: create and read orders."""
+"""``/orders``: create, read, list, change, act on and cancel orders.
+
+Every write is a create or a merge patch of the Order resource's spec and
+annotations; the operator owns status and runs the saga. The writes other than
+create share :func:`_act`: read the order, replay if its Idempotency-Key is on
+record, check If-Match and the phase, then patch the action and its record in one
+write guarded by the resourceVersion that was checked, and start over when a
+concurrent write (a twin, the operator) got there first.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
-from lightkube.core.exceptions import ApiError
+import logging
+from collections.abc import Callable
+from typing import Annotated, Any
 
-from korder.api.deps import Kube
-from korder.api.problems import Problem
-from korder.api.schemas import CreateOrder, OrderView
+from fastapi import APIRouter, Query, Response
+
+from korder.api import idempotency, rules, waiting
+from korder.api.deps import AppSettings, IdempotencyKey, Kube, OrderId, Wait, Write, WriteContext
+from korder.api.history import merge
+from korder.api.problems import Problem, documented
+from korder.api.schemas import (
+    CreateOrder,
+    Fulfil,
+    OrderEvents,
+    OrderList,
+    OrderView,
+    UpdateOrder,
+)
+from korder.domain.order import Customer, OrderSpec, Phase
 from korder.kube import orders
 
 router = APIRouter(prefix="/orders", tags=["orders"])
+log = logging.getLogger(__name__)
+
+#: How often a write re-reads and retries when the order changed under it.
+_ATTEMPTS = 8
+_WRITE_ERRORS = documented(400, 404, 409, 412, 413, 422, 503)
+# The filter takes what a customer id may be, as the domain model says.
+_CUSTOMER_ID_PATTERN: str = Customer.model_json_schema()["properties"]["id"]["pattern"]
 
 
-@router.post("", status_code=201, response_model=OrderView, operation_id="createOrder")
-async def create_order(body: CreateOrder, kube: Kube, response: Response) -> OrderView:
-    """Create an Order resource; the operator takes it from there."""
-    created = await orders.create(kube, orders.manifest(body.to_spec(), generate_name="ord-"))
-    view = OrderView.from_resource(created)
+_HEADERS: dict[str, str] = {
+    "ETag": "The order's resourceVersion, quoted: send it back as If-Match.",
+    "Location": "Where the order is: /orders/{id}.",
+    idempotency.REPLAYED_HEADER: "'true' when this answer replays an earlier request with the "
+    "same Idempotency-Key.",
+    "Preference-Applied": "'wait=N' when the answer waited for the saga (Prefer: wait=N).",
+}
+_WRITE_HEADERS = ("ETag", idempotency.REPLAYED_HEADER, "Preference-Applied")
+
+
+def _headers(status: int, *names: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI response headers of a route's success answer."""
+    return {
+        status: {
+            "description": "Success",
+            "headers": {
+                n: {"description": _HEADERS[n], "schema": {"type": "string"}} for n in names
+            },
+        }
+    }
+
+
+def _not_found(order_id: str) -> Problem:
+    return Problem(404, "order-not-found", "Order not found", f"There is no order {order_id!r}.")
+
+
+async def _read(kube: Kube, order_id: str) -> dict[str, Any]:
+    try:
+        return await orders.get(kube, order_id)
+    except orders.NotFound as exc:
+        raise _not_found(order_id) from exc
+
+
+def _etag(order: dict[str, Any]) -> str:
+    return f'"{order["metadata"]["resourceVersion"]}"'
+
+
+def _answer(
+    response: Response,
+    order: dict[str, Any],
+    *,
+    status: int,
+    replayed: bool = False,
+    waited: int | None = None,
+) -> OrderView:
+    response.status_code = status
+    response.headers["ETag"] = _etag(order)
+    if replayed:
+        response.headers[idempotency.REPLAYED_HEADER] = "true"
+    if waited is not None:
+        response.headers.update(waiting.applied(waited))
+    return OrderView.from_resource(order)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=OrderView,
+    operation_id="createOrder",
+    responses={**documented(400, 409, 413, 422, 503), **_headers(201, *_WRITE_HEADERS, "Location")},
+)
+async def create_order(
+    body: CreateOrder,
+    kube: Kube,
+    key: IdempotencyKey,
+    wait: Wait,
+    response: Response,
+) -> OrderView:
+    """Create an Order resource; the operator runs its saga from there.
+
+    With an Idempotency-Key the order's name comes from the key, so a retry (from any
+    replica) finds the order the first request made and replays it.
+    """
+    spec = body.to_spec()
+    replayed = False
+    if key is None:
+        order = await orders.create(kube, orders.manifest(spec, generate_name="ord-"))
+    else:
+        order, replayed = await _create_once(kube, spec, key)
+    if wait is not None:
+        order = await waiting.until_settled(kube, order, rules.Action.CREATE, wait)
+    view = _answer(response, order, status=201, replayed=replayed, waited=wait)
     response.headers["Location"] = f"/orders/{view.id}"
     return view
 
 
-@router.get("/{order_id}", response_model=OrderView, operation_id="getOrder")
-async def get_order(order_id: str, kube: Kube) -> OrderView:
-    """The order and where its saga is."""
+async def _create_once(kube: Kube, spec: OrderSpec, key: str) -> tuple[dict[str, Any], bool]:
+    """Create the order named by ``key``, or find the one an earlier request made.
+
+    Returns the order and whether it is a replay; 422/409 from :func:`check_created`.
+    """
+    fingerprint = idempotency.fingerprint(
+        "POST", "/orders", spec.model_dump(mode="json", by_alias=True)
+    )
+    name = idempotency.resource_name(key)
+    manifest = orders.manifest(
+        spec, name=name, annotations=idempotency.create_annotations(key, fingerprint)
+    )
+    for _ in range(_ATTEMPTS):
+        try:
+            return await orders.create(kube, manifest), False
+        except orders.AlreadyExists:
+            pass
+        try:
+            existing = await orders.get(kube, name)
+        except orders.NotFound:
+            continue  # deleted between our create and our read: create again
+        idempotency.check_created(existing, key, fingerprint)
+        return existing, True
+    raise Problem(
+        409, "conflict", "Conflict", "The order was created and deleted repeatedly; retry."
+    )
+
+
+@router.get(
+    "",
+    response_model=OrderList,
+    operation_id="listOrders",
+    responses=documented(400, 422, 503),
+)
+async def list_orders(
+    kube: Kube,
+    settings: AppSettings,
+    status: Annotated[Phase | None, Query(description="Only orders in this phase.")] = None,
+    customer_id: Annotated[
+        str | None,
+        Query(
+            alias="customerId",
+            description="Only this customer's orders.",
+            min_length=1,
+            max_length=63,
+            pattern=_CUSTOMER_ID_PATTERN,
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        Query(ge=1, le=500, description="Orders per page (default: KORDER_PAGE_SIZE, 50)."),
+    ] = None,
+    continue_token: Annotated[
+        str | None,
+        Query(
+            alias="continue",
+            max_length=4096,
+            description="The token of the previous page's 'continue', for the next page.",
+        ),
+    ] = None,
+) -> OrderList:
+    """Orders in name order, a page at a time, filtered by phase and customer."""
+    fields = {}
+    if status is not None:
+        fields["status.phase"] = str(status)
+    if customer_id is not None:
+        fields["spec.customer.id"] = customer_id
     try:
-        return OrderView.from_resource(await orders.get(kube, order_id))
-    except ApiError as exc:
-        if exc.status.code == 404:
+        page = await orders.list_page(
+            kube,
+            limit=limit or settings.page_size,
+            continue_token=continue_token or None,
+            field_selector=fields,
+        )
+    except orders.Invalid as exc:
+        raise Problem(
+            400,
+            "invalid-continue-token",
+            "Invalid continue token",
+            "The continue token is not valid or has expired; list again from the first page.",
+        ) from exc
+    return OrderList.model_validate(
+        {
+            "orders": [OrderView.from_resource(o) for o in page.items],
+            "continue": page.continue_token,
+        }
+    )
+
+
+@router.get(
+    "/{order_id}",
+    response_model=OrderView,
+    operation_id="getOrder",
+    responses={**documented(404, 503), **_headers(200, "ETag")},
+)
+async def get_order(order_id: OrderId, kube: Kube, response: Response) -> OrderView:
+    """The order and where its saga is; the ETag is its resourceVersion."""
+    return _answer(response, await _read(kube, order_id), status=200)
+
+
+@router.get(
+    "/{order_id}/events",
+    response_model=OrderEvents,
+    operation_id="listOrderEvents",
+    responses=documented(404, 503),
+)
+async def list_order_events(order_id: OrderId, kube: Kube) -> OrderEvents:
+    """The order's history, oldest first: status.history merged with its Kubernetes Events."""
+    order = await _read(kube, order_id)
+    events = await orders.events_of(kube, order["metadata"]["uid"])
+    return OrderEvents(order_id=order_id, events=merge(order, events))
+
+
+@router.put(
+    "/{order_id}",
+    response_model=OrderView,
+    operation_id="updateOrder",
+    responses={**_WRITE_ERRORS, **_headers(200, "ETag", idempotency.REPLAYED_HEADER)},
+)
+async def update_order(
+    order_id: OrderId, body: UpdateOrder, write: Write, response: Response
+) -> OrderView:
+    """Replace the addresses and notes, until fulfilment; the immutable fields stay."""
+
+    def changes(order: dict[str, Any]) -> dict[str, Any]:
+        current = order.get("spec") or {}
+        changed = [k for k, v in body.immutables().items() if current.get(k) != v]
+        if changed:
             raise Problem(
-                404, "not-found", "Order not found", f"There is no order {order_id!r}."
-            ) from exc
-        raise
+                422,
+                "immutable-field",
+                "Immutable field changed",
+                f"These fields cannot change once the order is created: {', '.join(changed)}.",
+                errors=[{"field": k, "message": "cannot change"} for k in changed],
+            )
+        return body.changes()
+
+    payload = body.model_dump(mode="json", by_alias=True)
+    # Nothing of the saga answers a change of address: Prefer: wait does not apply.
+    order, status, replayed = await _act(
+        write, order_id, rules.Action.UPDATE, changes, body=payload, status=200
+    )
+    return _answer(response, order, status=status, replayed=replayed)
+
+
+@router.delete(
+    "/{order_id}",
+    status_code=202,
+    response_model=OrderView,
+    operation_id="cancelOrder",
+    responses={**_WRITE_ERRORS, **_headers(202, *_WRITE_HEADERS)},
+)
+async def cancel_order(order_id: OrderId, write: Write, response: Response) -> OrderView:
+    """Cancel: the saga compensates what it did; the resource stays, for the record."""
+    return await _action(write, response, order_id, rules.Action.CANCEL, {"cancelRequested": True})
+
+
+@router.post(
+    "/{order_id}/process",
+    status_code=202,
+    response_model=OrderView,
+    operation_id="processOrder",
+    responses={**_WRITE_ERRORS, **_headers(202, *_WRITE_HEADERS)},
+)
+async def process_order(order_id: OrderId, write: Write, response: Response) -> OrderView:
+    """Confirmed -> Processing."""
+    return await _action(
+        write, response, order_id, rules.Action.PROCESS, {"processRequested": True}
+    )
+
+
+@router.post(
+    "/{order_id}/fulfill",
+    status_code=202,
+    response_model=OrderView,
+    operation_id="fulfillOrder",
+    responses={**_WRITE_ERRORS, **_headers(202, *_WRITE_HEADERS)},
+)
+async def fulfill_order(
+    order_id: OrderId, body: Fulfil, write: Write, response: Response
+) -> OrderView:
+    """Processing -> Fulfilled with a carrier; the shipment appears in the order."""
+    carrier = str(body.carrier)
+    return await _action(
+        write,
+        response,
+        order_id,
+        rules.Action.FULFILL,
+        {"fulfillment": {"carrier": carrier}},
+        carrier=carrier,
+    )
+
+
+async def _action(
+    write: WriteContext,
+    response: Response,
+    order_id: str,
+    action: rules.Action,
+    spec_patch: dict[str, Any],
+    carrier: str | None = None,
+) -> OrderView:
+    order, status, replayed = await _act(
+        write, order_id, action, lambda _: spec_patch, body=spec_patch, status=202, carrier=carrier
+    )
+    if write.wait is not None:
+        order = await waiting.until_settled(write.kube, order, action, write.wait)
+    return _answer(response, order, status=status, replayed=replayed, waited=write.wait)
+
+
+async def _act(
+    write: WriteContext,
+    order_id: str,
+    action: rules.Action,
+    spec_patch: Callable[[dict[str, Any]], dict[str, Any]],
+    *,
+    body: Any,
+    status: int,
+    carrier: str | None = None,
+) -> tuple[dict[str, Any], int, bool]:
+    """Do ``action`` once: (the order after it, the status code, whether it was a replay)."""
+    kube, key, if_match = write.kube, write.key, write.if_match
+    fingerprint = idempotency.fingerprint(action, "/orders/{order_id}", body) if key else ""
+    for _ in range(_ATTEMPTS):
+        order = await _read(kube, order_id)
+        if key:
+            record = idempotency.replay_of(order, key, fingerprint)
+            if record is not None:
+                return order, record.status, True
+        if if_match is not None and not _matches(if_match, order):
+            raise Problem(
+                412,
+                "precondition-failed",
+                "Precondition failed",
+                f"The order changed: its ETag is {_etag(order)}, not {if_match}.",
+            )
+        reason = rules.refusal(action, order, carrier)
+        if reason:
+            raise Problem(409, "wrong-phase", "Wrong phase for this action", reason)
+        metadata: dict[str, Any] = {"resourceVersion": order["metadata"]["resourceVersion"]}
+        if key:
+            record = idempotency.Record(key, fingerprint, status)
+            metadata["annotations"] = idempotency.records_annotation(
+                order, record, write.settings.idempotency_record_limit
+            )
+        try:
+            patched = await orders.patch(
+                kube, order_id, {"metadata": metadata, "spec": spec_patch(order)}
+            )
+        except orders.Conflict:
+            continue  # someone wrote first (a twin, the operator): decide again on what is now
+        except orders.NotFound as exc:
+            raise _not_found(order_id) from exc
+        return patched, status, False
+    log.warning("order kept changing under a write", extra={"order": order_id, "action": action})
+    raise Problem(
+        409,
+        "concurrent-modification",
+        "Concurrent modification",
+        "The order kept changing while this request tried to write it; retry.",
+    )
+
+
+def _matches(if_match: str, order: dict[str, Any]) -> bool:
+    """If-Match as RFC 9110 has it: '*' or a list of strong entity tags."""
+    tags = [tag.strip() for tag in if_match.split(",")]
+    return "*" in tags or _etag(order) in tags

@@ -1,0 +1,151 @@
+"""The actions' phase rules through the HTTP routes, over a fake Kubernetes layer.
+
+The saga moves orders through phases; here a test sets the phase itself, so each
+action's 202 and 409 are checked without an operator. The fake honours what the
+routes rely on: merge patches guarded by the resourceVersion.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from korder.api.main import create_app
+from korder.kube import orders
+from tests.e2e.orders import spec
+
+
+class FakeOrders:
+    def __init__(self) -> None:
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.version = 0
+        self.conflicts_to_inject = 0
+
+    def put(self, name: str, phase: str, **spec_changes: Any) -> None:
+        self.version += 1
+        self.objects[name] = {
+            "metadata": {"name": name, "resourceVersion": str(self.version), "uid": name},
+            "spec": spec(**spec_changes),
+            "status": {"phase": phase, "total": "44.98"},
+        }
+
+    async def get(self, _client: object, name: str) -> dict[str, Any]:
+        if name not in self.objects:
+            raise orders.NotFound(name)
+        return copy.deepcopy(self.objects[name])
+
+    async def patch(self, _client: object, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        current = self.objects[name]
+        if self.conflicts_to_inject:
+            # Someone else (the operator) wrote in between.
+            self.conflicts_to_inject -= 1
+            self.version += 1
+            current["metadata"]["resourceVersion"] = str(self.version)
+        if patch["metadata"]["resourceVersion"] != current["metadata"]["resourceVersion"]:
+            raise orders.Conflict("changed")
+        current["spec"].update(patch["spec"])
+        current["metadata"].setdefault("annotations", {}).update(
+            patch["metadata"].get("annotations", {})
+        )
+        self.version += 1
+        current["metadata"]["resourceVersion"] = str(self.version)
+        return copy.deepcopy(current)
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeOrders:
+    fake = FakeOrders()
+    monkeypatch.setattr(orders, "get", fake.get)
+    monkeypatch.setattr(orders, "patch", fake.patch)
+    return fake
+
+
+@pytest.fixture
+def client(fake: FakeOrders) -> TestClient:
+    app = create_app()
+    app.state.kube = None  # every call goes to the fake
+    return TestClient(app)
+
+
+ACTIONS = {
+    "process": ("post", "/orders/o/process", None),
+    "fulfill": ("post", "/orders/o/fulfill", {"carrier": "EXPRESS"}),
+    "cancel": ("delete", "/orders/o", None),
+}
+
+
+@pytest.mark.parametrize(
+    ("action", "phase", "expected"),
+    [
+        ("process", "Confirmed", 202),
+        ("process", "Pending", 409),
+        ("process", "Processing", 409),
+        ("process", "Failed", 409),
+        ("fulfill", "Processing", 202),
+        ("fulfill", "Confirmed", 409),
+        ("fulfill", "Fulfilled", 409),
+        ("cancel", "Confirmed", 202),
+        ("cancel", "Processing", 202),
+        ("cancel", "Fulfilled", 409),
+        ("cancel", "Failed", 409),
+    ],
+)
+def test_action_by_phase(
+    fake: FakeOrders, client: TestClient, action: str, phase: str, expected: int
+) -> None:
+    fake.put("o", phase)
+    method, path, body = ACTIONS[action]
+    response = client.request(method, path, json=body)
+    assert response.status_code == expected, response.text
+    stored = fake.objects["o"]["spec"]
+    if expected == 409:
+        assert response.json()["type"] == "https://korder.dev/problems/wrong-phase"
+        assert phase in response.json()["detail"] or "cancel" in response.json()["detail"]
+        assert not stored.get("processRequested")
+        assert not stored.get("fulfillment")
+        assert not stored.get("cancelRequested")
+    else:
+        assert response.headers["ETag"] == f'"{fake.objects["o"]["metadata"]["resourceVersion"]}"'
+
+
+def test_put_after_fulfilment_is_409(fake: FakeOrders, client: TestClient) -> None:
+    fake.put("o", "Fulfilled", fulfillment={"carrier": "STANDARD"})
+    address = spec()["shippingAddress"]
+    response = client.put("/orders/o", json={"shippingAddress": address})
+    assert response.status_code == 409
+
+
+def test_a_write_retries_when_the_order_changed_under_it(
+    fake: FakeOrders, client: TestClient
+) -> None:
+    fake.put("o", "Confirmed")
+    fake.conflicts_to_inject = 2
+    response = client.post("/orders/o/process", headers={"Idempotency-Key": "k"})
+    assert response.status_code == 202
+    assert fake.objects["o"]["spec"]["processRequested"] is True
+
+
+def test_a_write_that_never_wins_is_409_not_a_loop(fake: FakeOrders, client: TestClient) -> None:
+    fake.put("o", "Confirmed")
+    fake.conflicts_to_inject = 1000
+    response = client.post("/orders/o/process")
+    assert response.status_code == 409
+    assert response.json()["type"] == "https://korder.dev/problems/concurrent-modification"
+
+
+def test_a_replayed_action_answers_its_first_status_even_from_another_phase(
+    fake: FakeOrders, client: TestClient
+) -> None:
+    fake.put("o", "Confirmed")
+    first = client.post("/orders/o/process", headers={"Idempotency-Key": "p"})
+    assert first.status_code == 202
+    fake.objects["o"]["status"]["phase"] = "Processing"  # the saga moved on
+    replay = client.post("/orders/o/process", headers={"Idempotency-Key": "p"})
+    assert replay.status_code == 202
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json()["status"] == "Processing", "the order as it is now"
+    fresh = client.post("/orders/o/process", headers={"Idempotency-Key": "q"})
+    assert fresh.status_code == 409, "a new key is a new request, and the phase is wrong now"

@@ -1,0 +1,69 @@
+"""How the Kubernetes layer names the API server's and the transport's failures."""
+
+from __future__ import annotations
+
+import httpx2
+import pytest
+from lightkube.core.exceptions import ApiError
+from lightkube.models.meta_v1 import Status, StatusCause, StatusDetails
+
+from korder.domain.order import OrderSpec
+from korder.kube import orders
+from tests.e2e.orders import spec
+
+
+def _raised(exc: Exception) -> orders.KubeError:
+    with pytest.raises(orders.KubeError) as caught, orders._translated():
+        raise exc
+    return caught.value
+
+
+def _api_error(code: int, reason: str, causes: list[StatusCause] | None = None) -> ApiError:
+    status = Status(code=code, reason=reason, message=f"{reason} happened")
+    if causes:
+        status.details = StatusDetails(causes=causes)
+    return ApiError(status=status)
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "kind"),
+    [
+        (404, "NotFound", orders.NotFound),
+        (409, "AlreadyExists", orders.AlreadyExists),
+        (409, "Conflict", orders.Conflict),
+        (422, "Invalid", orders.Invalid),
+        (429, "TooManyRequests", orders.Unavailable),
+        (500, "InternalError", orders.Unavailable),
+        (503, "ServiceUnavailable", orders.Unavailable),
+    ],
+)
+def test_api_errors(code: int, reason: str, kind: type[orders.KubeError]) -> None:
+    assert type(_raised(_api_error(code, reason))) is kind
+
+
+def test_forbidden_is_the_facades_own_problem_not_a_client_error() -> None:
+    error = _raised(_api_error(403, "Forbidden"))
+    assert type(error) is orders.KubeError
+    assert "403" in error.message
+
+
+def test_invalid_carries_the_causes() -> None:
+    cause = StatusCause(field="spec.items", message="items cannot change")
+    error = _raised(_api_error(422, "Invalid", [cause]))
+    assert error.details == ["spec.items: items cannot change"]
+
+
+def test_transport_failures_are_unavailable() -> None:
+    request = httpx2.Request("GET", "https://127.0.0.1:1/")
+    assert type(_raised(httpx2.ConnectError("refused", request=request))) is orders.Unavailable
+    assert type(_raised(httpx2.ReadTimeout("slow", request=request))) is orders.Unavailable
+
+
+def test_the_customer_label_and_the_spec_go_into_the_manifest() -> None:
+    manifest = orders.manifest(OrderSpec.model_validate(spec()), name="o", annotations={"a": "b"})
+    assert manifest["metadata"] == {
+        "name": "o",
+        "annotations": {"a": "b"},
+        "labels": {"korder.dev/customer": "cust-1"},
+    }
+    assert manifest["spec"]["items"][0]["price"] == "19.99"
