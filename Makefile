@@ -95,11 +95,19 @@ kind-down: ## Delete the kind cluster.
 ##@ Benchmarks
 
 .PHONY: bench
-bench: bench-apiserver ## All performance figures.
+bench: bench-apiserver bench-saga ## All performance figures (written to bench-results/).
 
 .PHONY: bench-apiserver
 bench-apiserver: controlplane ## The API server's write ceiling on this machine.
 	$(PY) -m bench.apiserver
+
+.PHONY: bench-saga
+bench-saga: controlplane ## 100 orders at once through the whole saga: throughput, latency, invariants.
+	$(PY) -m bench.saga
+
+.PHONY: chaos
+chaos: controlplane ## The saga under CHAOS_MODE (random failures, latency); fails if an invariant breaks.
+	$(PY) -m bench.saga --chaos
 
 ##@ Deployment
 

@@ -1,0 +1,274 @@
+"""``make bench-saga`` and ``make chaos``: many orders through the whole saga at once.
+
+Starts a fresh local control plane, the reference participants and the operator as
+real processes, creates ``--orders`` Orders at once through the API server (the
+way ``kubectl apply`` of many manifests would), and waits until every order is
+settled (Confirmed, or Failed/Cancelled). It then reports:
+
+- the makespan (first create to last order settled) and the orders per second;
+- each order's time from creation to Confirmed, read from its durable
+  ``status.history`` (p50, p99);
+- and it checks the invariants that the chaos run must prove, against the
+  participants' ledgers: a Confirmed order has exactly one reservation and one
+  charge and nothing undone; a Failed or Cancelled one has every reservation
+  released and every charge refunded; no effect is repeated; stock adds up.
+
+``--chaos`` turns ``CHAOS_MODE`` on in the operator (``KORDER_CHAOS_RATE``,
+``KORDER_CHAOS_SEED``, ``KORDER_CHAOS_LATENCY_MS`` as given): participant calls
+fail at random and slow down, breakers open, retries pile up, and the invariants
+must still hold. The exit status is 1 when any invariant is broken or an order
+never settles, so ``make chaos`` fails loudly. Results go to
+``bench-results/saga.json`` (or ``saga-chaos.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+
+from bench import apiserver
+from korder import constants
+from korder.localcluster import binaries, processes, system
+from korder.localcluster.controlplane import ControlPlane, free_port
+
+SETTLED = {"Confirmed", "Failed", "Cancelled"}
+NAMESPACE = apiserver.NAMESPACE
+PRODUCTS = ("PROD-001", "PROD-002", "PROD-003")
+
+
+@dataclass
+class Report:
+    orders: int
+    chaos: bool
+    settled: int
+    confirmed: int
+    failed: int
+    makespan_s: float
+    orders_per_s: float
+    confirm_p50_s: float | None
+    confirm_p99_s: float | None
+    violations: list[str]
+
+
+def _wait_healthy(url: str, proc: Any, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"{what} exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    sys.exit(f"{what} not healthy within {timeout}s")
+
+
+async def _create_all(server: str, context: Any, count: int) -> float:
+    base = f"{server}/apis/{constants.GROUP}/{constants.VERSION}/namespaces/{NAMESPACE}/orders"
+    headers = {"Content-Type": "application/json"}
+    connector = aiohttp.TCPConnector(ssl=context, limit=32)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async with session.post(
+            f"{server}/api/v1/namespaces",
+            headers=headers,
+            data=json.dumps({"metadata": {"name": NAMESPACE}}),
+        ) as r:
+            await r.read()
+        started = time.perf_counter()
+
+        async def create(i: int) -> None:
+            async with session.post(
+                base, data=apiserver.order_body(f"order-{i}"), headers=headers
+            ) as r:
+                await r.read()
+                if r.status != 201:
+                    sys.exit(f"create order-{i}: {r.status}")
+
+        await asyncio.gather(*(create(i) for i in range(count)))
+    return started
+
+
+def _orders(cluster: system.Cluster) -> list[dict[str, Any]]:
+    out = cluster.kubectl_run("get", "orders", "-n", NAMESPACE, "-o", "json").stdout
+    items: list[dict[str, Any]] = json.loads(out)["items"]
+    return items
+
+
+def _confirm_seconds(order: dict[str, Any]) -> float | None:
+    created = datetime.fromisoformat(order["metadata"]["creationTimestamp"])
+    for entry in order.get("status", {}).get("history", []):
+        if entry["type"] == "OrderConfirmed":
+            return (datetime.fromisoformat(entry["time"]) - created).total_seconds()
+    return None
+
+
+def check_invariants(
+    orders: list[dict[str, Any]],
+    ledgers: dict[str, list[dict[str, Any]]],
+    stock: dict[str, int],
+    initial_stock: int,
+) -> list[str]:
+    """What the ledgers say against what the orders say; an empty list is a pass."""
+    violations = []
+    effects: dict[str, Counter[str]] = {}
+    keys: Counter[str] = Counter()
+    for entries in ledgers.values():
+        for entry in entries:
+            effects.setdefault(entry["orderId"], Counter())[entry["type"]] += 1
+            keys[entry["key"]] += 1
+    violations += [f"key {k} has {n} effects" for k, n in keys.items() if n > 1]
+    reserved: Counter[str] = Counter()
+    for order in orders:
+        uid, name = order["metadata"]["uid"], order["metadata"]["name"]
+        phase = order.get("status", {}).get("phase")
+        seen = effects.get(uid, Counter())
+        if phase == "Confirmed":
+            expected = Counter({"reserve": 1, "charge": 1})
+            if seen != expected:
+                violations.append(f"{name} Confirmed with effects {dict(seen)}")
+            for item in order["spec"]["items"]:
+                reserved[item["productId"]] += item["quantity"]
+        elif phase in ("Failed", "Cancelled") and (
+            seen["reserve"] != seen["release"] or seen["charge"] != seen["refund"]
+        ):
+            violations.append(f"{name} {phase} with effects {dict(seen)}")
+    for product in PRODUCTS:
+        if stock.get(product, 0) + reserved[product] != initial_stock:
+            violations.append(
+                f"stock of {product}: {stock.get(product)} left + {reserved[product]} "
+                f"reserved != {initial_stock}"
+            )
+    return violations
+
+
+def run(args: argparse.Namespace) -> Report:
+    bins = binaries.resolve()
+    with tempfile.TemporaryDirectory(prefix="korder-bench-saga-") as tmp:
+        state = Path(tmp)
+        kubeconfig = state / "kubeconfig"
+        with ControlPlane(bins, state_dir=state / "cp", kubeconfig=kubeconfig, ephemeral=True):
+            cluster = system.Cluster(kubeconfig, bins.kubectl)
+            cluster.install_crds()
+            p_port, probe, metrics = free_port(), free_port(), free_port()
+            env = system.component_env(
+                kubeconfig,
+                KORDER_PARTICIPANTS_PORT=str(p_port),
+                KORDER_OPERATOR_PROBE_PORT=str(probe),
+                KORDER_OPERATOR_METRICS_PORT=str(metrics),
+                KORDER_LOG_LEVEL="WARNING",
+                **system.participant_urls(str(p_port)),
+            )
+            if args.chaos:
+                env.update(
+                    CHAOS_MODE="true",
+                    KORDER_CHAOS_RATE=str(args.chaos_rate),
+                    KORDER_CHAOS_SEED=str(args.chaos_seed),
+                    KORDER_CHAOS_LATENCY_MS=str(args.chaos_latency_ms),
+                    KORDER_RETRY_CAP_SECONDS="5",
+                )
+            logs = state / "logs"
+            logs.mkdir()
+            children = [
+                processes.spawn(
+                    [sys.executable, "-m", "korder.participants"],
+                    env=env,
+                    log=logs / "participants.log",
+                ),
+            ]
+            try:
+                _wait_healthy(f"http://127.0.0.1:{p_port}/health", children[0], "participants")
+                children.append(
+                    processes.spawn(
+                        [sys.executable, "-m", "korder.operator"],
+                        env=env,
+                        log=logs / "operator.log",
+                    )
+                )
+                _wait_healthy(f"http://127.0.0.1:{probe}/healthz", children[1], "operator")
+                participants = f"http://127.0.0.1:{p_port}"
+                initial = httpx.get(f"{participants}/inventory/stock").json()["PROD-001"]
+                server, context = apiserver.ssl_context(kubeconfig, state)
+                started = asyncio.run(_create_all(server, context, args.orders))
+                deadline = time.monotonic() + args.timeout
+                while True:
+                    orders = _orders(cluster)
+                    settled = [o for o in orders if o.get("status", {}).get("phase") in SETTLED]
+                    if len(settled) == args.orders or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.5)
+                makespan = time.perf_counter() - started
+                ledgers = {
+                    service: httpx.get(f"{participants}/{service}/ledger").json()
+                    for service in ("inventory", "payment", "shipping")
+                }
+                stock = httpx.get(f"{participants}/inventory/stock").json()
+            finally:
+                processes.stop(children)
+    phases = Counter(o.get("status", {}).get("phase") for o in orders)
+    violations = check_invariants(orders, ledgers, stock, initial)
+    if len(settled) != args.orders:
+        violations.append(f"{args.orders - len(settled)} orders never settled: {dict(phases)}")
+    latencies = sorted(s for o in orders if (s := _confirm_seconds(o)) is not None)
+    return Report(
+        orders=args.orders,
+        chaos=args.chaos,
+        settled=len(settled),
+        confirmed=phases["Confirmed"],
+        failed=phases["Failed"],
+        makespan_s=round(makespan, 2),
+        orders_per_s=round(len(settled) / makespan, 1),
+        confirm_p50_s=round(statistics.median(latencies), 2) if latencies else None,
+        confirm_p99_s=(
+            round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2)
+            if latencies
+            else None
+        ),
+        violations=violations,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.saga")
+    parser.add_argument("--orders", type=int, default=100)
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to settle")
+    parser.add_argument("--chaos", action="store_true", help="CHAOS_MODE in the operator")
+    parser.add_argument("--chaos-rate", type=float, default=0.3)
+    parser.add_argument("--chaos-seed", type=int, default=42)
+    parser.add_argument("--chaos-latency-ms", type=int, default=50)
+    args = parser.parse_args()
+    report = run(args)
+    title = "chaos run" if args.chaos else "saga throughput"
+    if args.chaos:
+        title += f" (rate {args.chaos_rate}, seed {args.chaos_seed}, +{args.chaos_latency_ms} ms)"
+    print(f"{title}: {report.orders} orders created at once through the API server")
+    print(
+        f"  settled {report.settled} (Confirmed {report.confirmed}, Failed {report.failed}) "
+        f"in {report.makespan_s} s: {report.orders_per_s} orders/s"
+    )
+    print(f"  creation -> Confirmed: p50 {report.confirm_p50_s} s, p99 {report.confirm_p99_s} s")
+    print("  invariants: " + ("all hold" if not report.violations else "BROKEN"))
+    for violation in report.violations:
+        print(f"    - {violation}")
+    apiserver.RESULTS.mkdir(exist_ok=True)
+    out = apiserver.RESULTS / ("saga-chaos.json" if args.chaos else "saga.json")
+    out.write_text(json.dumps(asdict(report), indent=2))
+    print(f"written to {out}")
+    sys.exit(1 if report.violations else 0)
+
+
+if __name__ == "__main__":
+    main()
