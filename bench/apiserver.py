@@ -150,22 +150,31 @@ async def run_load(
     )
 
 
+def orders_url(server: str) -> str:
+    return f"{server}/apis/{constants.GROUP}/{constants.VERSION}/namespaces/{NAMESPACE}/orders"
+
+
+async def create_namespace(session: aiohttp.ClientSession, server: str) -> None:
+    """Create the benchmark's namespace (the control plane is fresh, so it is new)."""
+    async with session.post(
+        f"{server}/api/v1/namespaces",
+        headers={"Content-Type": "application/json"},
+        data=json.dumps({"metadata": {"name": NAMESPACE}}),
+    ) as r:
+        await r.read()
+
+
 async def measure(
     server: str, context: ssl.SSLContext, seconds: float, max_requests: int
 ) -> list[Result]:
-    base = f"{server}/apis/{constants.GROUP}/{constants.VERSION}/namespaces/{NAMESPACE}/orders"
+    base = orders_url(server)
     events = f"{server}/api/v1/namespaces/{NAMESPACE}/events"
     json_header = {"Content-Type": "application/json"}
     merge_header = {"Content-Type": "application/merge-patch+json"}
     connector = aiohttp.TCPConnector(ssl=context, limit=64)
     results: list[Result] = []
     async with aiohttp.ClientSession(connector=connector) as session:
-        async with session.post(
-            f"{server}/api/v1/namespaces",
-            headers=json_header,
-            data=json.dumps({"metadata": {"name": NAMESPACE}}),
-        ) as r:
-            await r.read()
+        await create_namespace(session, server)
         # Warm up: the first write of a new CRD's type builds its storage and caches.
         for i in range(20):
             async with session.post(base, data=order_body(f"warmup-{i}"), headers=json_header) as r:

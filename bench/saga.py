@@ -40,7 +40,6 @@ import aiohttp
 import httpx
 
 from bench import apiserver
-from korder import constants
 from korder.localcluster import binaries, processes, system
 from korder.localcluster.controlplane import ControlPlane, free_port
 
@@ -78,16 +77,11 @@ def _wait_healthy(url: str, proc: Any, what: str, timeout: float = 60) -> None:
 
 
 async def _create_all(server: str, context: Any, count: int) -> float:
-    base = f"{server}/apis/{constants.GROUP}/{constants.VERSION}/namespaces/{NAMESPACE}/orders"
+    base = apiserver.orders_url(server)
     headers = {"Content-Type": "application/json"}
     connector = aiohttp.TCPConnector(ssl=context, limit=32)
     async with aiohttp.ClientSession(connector=connector) as session:
-        async with session.post(
-            f"{server}/api/v1/namespaces",
-            headers=headers,
-            data=json.dumps({"metadata": {"name": NAMESPACE}}),
-        ) as r:
-            await r.read()
+        await apiserver.create_namespace(session, server)
         started = time.perf_counter()
 
         async def create(i: int) -> None:
