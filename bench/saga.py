@@ -62,20 +62,6 @@ class Report:
     violations: list[str]
 
 
-def _wait_healthy(url: str, proc: Any, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"{what} exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    sys.exit(f"{what} not healthy within {timeout}s")
-
-
 async def _create_all(server: str, context: Any, count: int) -> float:
     base = apiserver.orders_url(server)
     headers = {"Content-Type": "application/json"}
@@ -184,7 +170,9 @@ def run(args: argparse.Namespace) -> Report:
                 ),
             ]
             try:
-                _wait_healthy(f"http://127.0.0.1:{p_port}/health", children[0], "participants")
+                processes.wait_healthy(
+                    children[0], f"http://127.0.0.1:{p_port}/health", "participants"
+                )
                 children.append(
                     processes.spawn(
                         [sys.executable, "-m", "korder.operator"],
@@ -192,7 +180,7 @@ def run(args: argparse.Namespace) -> Report:
                         log=logs / "operator.log",
                     )
                 )
-                _wait_healthy(f"http://127.0.0.1:{probe}/healthz", children[1], "operator")
+                processes.wait_healthy(children[1], f"http://127.0.0.1:{probe}/healthz", "operator")
                 participants = f"http://127.0.0.1:{p_port}"
                 initial = httpx.get(f"{participants}/inventory/stock").json()["PROD-001"]
                 server, context = apiserver.ssl_context(kubeconfig, state)

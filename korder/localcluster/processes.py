@@ -22,6 +22,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+import httpx
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -56,6 +58,32 @@ def spawn(
     finally:
         if out:
             out.close()
+
+
+class NotHealthyError(RuntimeError):
+    """A child exited, or did not answer its health check in time."""
+
+
+def wait_healthy(
+    proc: subprocess.Popen[bytes], health_url: str, what: str, timeout: float = 60.0
+) -> None:
+    """Return once ``health_url`` answers 200; raise if ``proc`` exits or time runs out.
+
+    Shared by ``make run``'s tooling, the e2e harness and the benchmarks, which all
+    start korder's components and must not talk to them before they listen.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise NotHealthyError(f"{what} exited with {proc.returncode}")
+        try:
+            if httpx.get(health_url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise NotHealthyError(f"{what} did not answer {health_url} within {timeout}s")
+        time.sleep(0.2)
 
 
 def stop(procs: Sequence[subprocess.Popen[bytes]], timeout: float = 10.0) -> None:

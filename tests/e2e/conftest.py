@@ -127,17 +127,12 @@ def _spawn_healthy(
     module: str, log: Path, env: dict[str, str], health_url: str, component: Component | None
 ) -> subprocess.Popen[bytes]:
     proc = processes.spawn([sys.executable, "-m", module], log=log, env=env)
-
-    def healthy() -> bool:
-        if proc.poll() is not None:
-            tail = component.tail() if component else log.read_text(errors="replace")[-4000:]
-            raise AssertionError(f"{module} exited with {proc.returncode}:\n{tail}")
-        try:
-            return httpx.get(health_url, timeout=1.0).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(healthy, timeout=60, what=f"{module} to become healthy")
+    try:
+        processes.wait_healthy(proc, health_url, module)
+    except processes.NotHealthyError as exc:
+        tail = component.tail() if component else log.read_text(errors="replace")[-4000:]
+        processes.stop([proc])
+        raise AssertionError(f"{exc}:\n{tail}") from exc
     return proc
 
 
