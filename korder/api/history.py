@@ -20,10 +20,10 @@ from typing import Any
 
 from pydantic import Field
 
-from korder.domain.order import _Model
+from korder.domain.order import CamelModel
 
 
-class OrderEvent(_Model):
+class OrderEvent(CamelModel):
     """One happening in an order's life."""
 
     type: str = Field(description="What happened, in CamelCase, such as InventoryReserved.")

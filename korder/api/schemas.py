@@ -15,6 +15,7 @@ from korder.api.history import OrderEvent
 from korder.domain import money
 from korder.domain.order import (
     Address,
+    CamelModel,
     Carrier,
     Customer,
     FulfillmentRequest,
@@ -23,11 +24,10 @@ from korder.domain.order import (
     PaymentMethod,
     Phase,
     Shipment,
-    _Model,
 )
 
 
-class CreateOrder(_Model):
+class CreateOrder(CamelModel):
     """A new order, as the seed's POST /orders takes it."""
 
     customer: Customer
@@ -51,7 +51,7 @@ class CreateOrder(_Model):
         return OrderSpec.model_validate(self.model_dump(by_alias=True))
 
 
-class UpdateOrder(_Model):
+class UpdateOrder(CamelModel):
     """PUT /orders/{id}: the order's changeable fields, replaced as a whole.
 
     The shipping address is required; a billing address or notes left out are removed.
@@ -81,13 +81,13 @@ class UpdateOrder(_Model):
 UPDATABLE = ("shippingAddress", "billingAddress", "notes")
 
 
-class Fulfil(_Model):
+class Fulfil(CamelModel):
     """POST /orders/{id}/fulfill: how to ship."""
 
     carrier: Carrier = Field(description="The shipping service: STANDARD, EXPRESS or OVERNIGHT.")
 
 
-class OrderView(_Model):
+class OrderView(CamelModel):
     """An order as the API shows it: what was asked for and where the saga is."""
 
     id: str = Field(description="The order's id: its resource name.")
@@ -143,7 +143,7 @@ _SPEC_FIELDS = {
 _STATUS_FIELDS = {"reservationId", "paymentId", "shipment", "failureReason"}
 
 
-class OrderList(_Model):
+class OrderList(CamelModel):
     """A page of orders, and the token that asks for the next page."""
 
     orders: list[OrderView]
@@ -154,7 +154,7 @@ class OrderList(_Model):
     )
 
 
-class OrderEvents(_Model):
+class OrderEvents(CamelModel):
     """An order's history, oldest first."""
 
     order_id: str

@@ -21,7 +21,10 @@ from pydantic.alias_generators import to_camel
 from korder.domain import money
 
 
-class _Model(BaseModel):
+class CamelModel(BaseModel):
+    """camelCase JSON, snake_case Python, unknown fields refused: the shape of every
+    korder body, shared by the Order's models and the facade's requests and responses."""
+
     model_config = ConfigDict(
         alias_generator=to_camel,
         populate_by_name=True,
@@ -85,7 +88,7 @@ class Phase(StrEnum):
     CANCELLED = "Cancelled"
 
 
-class Customer(_Model):
+class Customer(CamelModel):
     """Who placed the order."""
 
     id: str = Field(
@@ -103,7 +106,7 @@ class Customer(_Model):
     )
 
 
-class LineItem(_Model):
+class LineItem(CamelModel):
     """One product line of the order."""
 
     product_id: str = Field(
@@ -120,7 +123,7 @@ class LineItem(_Model):
     )
 
 
-class Address(_Model):
+class Address(CamelModel):
     """A postal address."""
 
     street: ShortText = Field(description="Street and number.")
@@ -133,13 +136,13 @@ class Address(_Model):
     )
 
 
-class FulfillmentRequest(_Model):
+class FulfillmentRequest(CamelModel):
     """Asks the operator to ship the order (Processing -> Fulfilled)."""
 
     carrier: Carrier = Field(description="The shipping service: STANDARD, EXPRESS or OVERNIGHT.")
 
 
-class OrderSpec(_Model):
+class OrderSpec(CamelModel):
     """What the client asked for. The facade writes it; a GitOps tool may write it too."""
 
     model_config = ConfigDict(
@@ -226,7 +229,7 @@ class ConditionStatus(StrEnum):
     UNKNOWN = "Unknown"
 
 
-class Condition(_Model):
+class Condition(CamelModel):
     """A condition in the shape of metav1.Condition, readable by kstatus and kubectl wait."""
 
     type: str = Field(
@@ -254,7 +257,7 @@ class Condition(_Model):
     )
 
 
-class Shipment(_Model):
+class Shipment(CamelModel):
     """The shipment that fulfilled the order."""
 
     carrier: Carrier = Field(description="The carrier that ships the order.")
@@ -265,7 +268,7 @@ class Shipment(_Model):
     )
 
 
-class HistoryEntry(_Model):
+class HistoryEntry(CamelModel):
     """One entry of the order's durable event log."""
 
     type: str = Field(
@@ -284,7 +287,7 @@ class HistoryEntry(_Model):
 HISTORY_LIMIT = 100
 
 
-class OrderStatus(_Model):
+class OrderStatus(CamelModel):
     """What the operator observed and did. Only the operator writes it."""
 
     phase: Phase | None = Field(default=None, description="Where the order is in its saga.")
