@@ -92,12 +92,24 @@ def run() -> int:
             participants_port = os.environ.get("KORDER_PARTICIPANTS_PORT", "8001")
             env = component_env(c.kubeconfig, **participant_urls(participants_port))
             python = sys.executable
-            children = [
-                processes.spawn([python, "-m", "korder.participants"], env=env),
-                processes.spawn([python, "-m", "korder.operator"], env=env),
-                processes.spawn([python, "-m", "korder.api"], env=env),
-            ]
+            probe_port = env.get("KORDER_OPERATOR_PROBE_PORT", "8081")
             port = env.get("PORT", "8000")
+            # Each component is started once the one it talks to answers, and "up" is
+            # printed only when all of them do, so the first request never races start-up.
+            components = [
+                ("korder.participants", f"http://127.0.0.1:{participants_port}/health"),
+                ("korder.operator", f"http://127.0.0.1:{probe_port}/healthz"),
+                ("korder.api", f"http://127.0.0.1:{port}/health"),
+            ]
+            children: list[subprocess.Popen[bytes]] = []
+            try:
+                for module, health_url in components:
+                    children.append(processes.spawn([python, "-m", module], env=env))
+                    processes.wait_healthy(children[-1], health_url, module)
+            except processes.NotHealthyError as exc:
+                processes.stop(children)
+                print(f"korder did not start: {exc}", file=sys.stderr, flush=True)
+                return 1
             print(
                 f"korder is up: REST API on http://127.0.0.1:{port}, reference participants "
                 f"on http://127.0.0.1:{participants_port} (Ctrl-C stops everything)",
