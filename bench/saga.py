@@ -11,7 +11,8 @@ settled (Confirmed, or Failed/Cancelled). It then reports:
 - and it checks the invariants that the chaos run must prove, against the
   participants' ledgers: a Confirmed order has exactly one reservation and one
   charge and nothing undone; a Failed or Cancelled one has every reservation
-  released and every charge refunded; no effect is repeated; stock adds up.
+  released and every charge refunded; no effect is repeated; stock adds up; and
+  every order's history follows the saga's phase graph (:data:`korder.domain.saga.TRANSITIONS`).
 
 ``--chaos`` turns ``CHAOS_MODE`` on in the operator (``KORDER_CHAOS_RATE``,
 ``KORDER_CHAOS_SEED``, ``KORDER_CHAOS_LATENCY_MS`` as given): participant calls
@@ -40,6 +41,8 @@ import aiohttp
 import httpx
 
 from bench import apiserver
+from korder.domain import saga
+from korder.domain.order import HistoryEntry
 from korder.localcluster import binaries, processes, system
 from korder.localcluster.controlplane import ControlPlane, free_port
 
@@ -116,6 +119,11 @@ def check_invariants(
         uid, name = order["metadata"]["uid"], order["metadata"]["name"]
         phase = order.get("status", {}).get("phase")
         seen = effects.get(uid, Counter())
+        history = [
+            HistoryEntry.model_validate(e) for e in order.get("status", {}).get("history", [])
+        ]
+        for before, after in saga.illegal_moves(history):
+            violations.append(f"{name} went {before} -> {after}, off the saga's phase graph")
         if phase == "Confirmed":
             expected = Counter({"reserve": 1, "charge": 1})
             if seen != expected:

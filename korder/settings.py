@@ -95,6 +95,15 @@ class Settings(BaseSettings):
     shipping_url: str = Field(
         default="http://127.0.0.1:8001/shipping", description="Base URL of the shipping service."
     )
+
+    def participant_urls(self) -> dict[str, str]:
+        """Each participant's base URL by the name the saga's steps call it."""
+        return {
+            "inventory": self.inventory_url,
+            "payment": self.payment_url,
+            "shipping": self.shipping_url,
+        }
+
     participants_port: int = Field(
         default=8001, ge=1, le=65535, description="Port of the reference participants' process."
     )

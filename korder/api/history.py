@@ -16,11 +16,11 @@ that matches any history entry is a mirror of it, not a new happening.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from pydantic import Field
 
-from korder.domain.order import CamelModel
+from korder.domain.order import CamelModel, Order
+from korder.kube.orders import KubeEvent
 
 
 class OrderEvent(CamelModel):
@@ -37,16 +37,6 @@ class OrderEvent(CamelModel):
     )
 
 
-def _event_time(event: dict[str, Any]) -> str:
-    return str(
-        event.get("eventTime")
-        or event.get("firstTimestamp")
-        or event.get("lastTimestamp")
-        or (event.get("metadata") or {}).get("creationTimestamp")
-        or ""
-    )
-
-
 def _instant(time: str) -> datetime:
     # Compared as instants, not as text: Events carry microseconds and history may not.
     try:
@@ -56,34 +46,32 @@ def _instant(time: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def merge(order: dict[str, Any], events: list[dict[str, Any]]) -> list[OrderEvent]:
+def merge(order: Order, events: list[KubeEvent]) -> list[OrderEvent]:
     """The history entries and the Events history does not hold, oldest first, once each."""
-    merged: list[OrderEvent] = []
-    seen: set[tuple[str, str]] = set()
-    for entry in (order.get("status") or {}).get("history") or []:
-        merged.append(
-            OrderEvent(
-                type=str(entry.get("type", "")),
-                time=str(entry.get("time", "")),
-                phase=entry.get("phase"),
-                message=str(entry.get("message", "")),
-                data=entry.get("data"),
-                source="history",
-            )
+    merged = [
+        OrderEvent(
+            type=entry.type,
+            time=entry.time,
+            phase=entry.phase,
+            message=entry.message,
+            data=entry.data,
+            source="history",
         )
-        seen.add((merged[-1].type, merged[-1].message))
+        for entry in order.status.history or ()
+    ]
+    seen = {(e.type, e.message) for e in merged}
     for event in events:
-        key = (str(event.get("reason", "")), str(event.get("message", "")))
+        key = (event.reason, event.message)
         if key in seen:
             continue
         seen.add(key)
         merged.append(
             OrderEvent(
-                type=key[0],
-                time=_event_time(event),
-                message=key[1],
+                type=event.reason,
+                time=event.time,
+                message=event.message,
                 source="event",
-                severity=str(event.get("type") or "Normal"),
+                severity=event.type,
             )
         )
     # A stable sort: entries of the same second keep history's own order.

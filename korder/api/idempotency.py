@@ -29,6 +29,7 @@ from typing import Any, Final
 
 from korder import constants
 from korder.api.problems import Problem
+from korder.domain.order import Order
 
 HEADER: Final = "Idempotency-Key"
 REPLAYED_HEADER: Final = "Idempotent-Replayed"
@@ -101,13 +102,13 @@ def _reused() -> Problem:
     )
 
 
-def check_created(existing: dict[str, Any], key: str, request_fingerprint: str) -> None:
+def check_created(existing: Order, key: str, request_fingerprint: str) -> None:
     """Return when ``existing`` is the order a create with this key and request made.
 
     Raises 422 when the key made it for a different request, and 409 when the name is
     taken by an order that this key did not make.
     """
-    annotations = existing.get("metadata", {}).get("annotations") or {}
+    annotations = existing.metadata.annotations
     if annotations.get(constants.ANNOTATION_IDEMPOTENCY_KEY) != key:
         raise Problem(
             409,
@@ -128,9 +129,9 @@ class Record:
     status: int
 
 
-def records_of(order: dict[str, Any]) -> list[Record]:
+def records_of(order: Order) -> list[Record]:
     """The records on ``order``, oldest first; an unreadable annotation counts as none."""
-    raw = (order.get("metadata", {}).get("annotations") or {}).get(RECORDS_ANNOTATION)
+    raw = order.metadata.annotations.get(RECORDS_ANNOTATION)
     if not raw:
         return []
     try:
@@ -142,7 +143,7 @@ def records_of(order: dict[str, Any]) -> list[Record]:
         return []
 
 
-def replay_of(order: dict[str, Any], key: str, request_fingerprint: str) -> Record | None:
+def replay_of(order: Order, key: str, request_fingerprint: str) -> Record | None:
     """The record to replay for ``key``, None when the key is new; 422 on another request."""
     for record in records_of(order):
         if record.key == key:
@@ -152,7 +153,7 @@ def replay_of(order: dict[str, Any], key: str, request_fingerprint: str) -> Reco
     return None
 
 
-def records_annotation(order: dict[str, Any], record: Record, limit: int) -> dict[str, str]:
+def records_annotation(order: Order, record: Record, limit: int) -> dict[str, str]:
     """The annotation that adds ``record`` to the order's, keeping the newest ``limit``."""
     records = [*records_of(order), record][-limit:]
     return {RECORDS_ANNOTATION: json.dumps([asdict(r) for r in records], separators=(",", ":"))}

@@ -7,36 +7,34 @@ operator validate the same way.
 from __future__ import annotations
 
 import re
-from typing import Any, Self
+from typing import Self
 
 from pydantic import Field, model_validator
 
 from korder.api.history import OrderEvent
 from korder.domain import money
 from korder.domain.order import (
+    ITEMS_LIMIT,
     Address,
     CamelModel,
     Carrier,
+    Currency,
     Customer,
     FulfillmentRequest,
     LineItem,
+    Notes,
+    Order,
+    OrderDraft,
     OrderSpec,
     PaymentMethod,
     Phase,
     Shipment,
+    timestamp,
 )
 
 
-class CreateOrder(CamelModel):
-    """A new order, as the seed's POST /orders takes it."""
-
-    customer: Customer
-    items: list[LineItem] = Field(min_length=1, max_length=100)
-    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
-    shipping_address: Address
-    billing_address: Address | None = None
-    payment_method: PaymentMethod
-    notes: str | None = Field(default=None, max_length=2000)
+class CreateOrder(OrderDraft):
+    """A new order, as the seed's POST /orders takes it: the domain's draft of an order."""
 
     @model_validator(mode="after")
     def _total_is_an_amount(self) -> Self:
@@ -48,7 +46,7 @@ class CreateOrder(CamelModel):
         return self
 
     def to_spec(self) -> OrderSpec:
-        return OrderSpec.model_validate(self.model_dump(by_alias=True))
+        return OrderSpec.model_validate(self.model_dump())
 
 
 class UpdateOrder(CamelModel):
@@ -61,24 +59,38 @@ class UpdateOrder(CamelModel):
 
     shipping_address: Address
     billing_address: Address | None = None
-    notes: str | None = Field(default=None, max_length=2000)
+    notes: Notes | None = None
     customer: Customer | None = None
-    items: list[LineItem] | None = Field(default=None, min_length=1, max_length=100)
-    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    items: list[LineItem] | None = Field(default=None, min_length=1, max_length=ITEMS_LIMIT)
+    currency: Currency | None = None
     payment_method: PaymentMethod | None = None
 
-    def changes(self) -> dict[str, Any]:
-        """The merge patch of the spec: the changeable fields, None where removed."""
-        body = self.model_dump(mode="json", by_alias=True)
-        return {key: body[key] for key in UPDATABLE}
+    def applied_to(self, spec: OrderSpec) -> OrderSpec:
+        """``spec`` with the changeable fields replaced by this request's."""
+        return spec.model_copy(
+            update={
+                "shipping_address": self.shipping_address,
+                "billing_address": self.billing_address,
+                "notes": self.notes,
+            }
+        )
 
-    def immutables(self) -> dict[str, Any]:
-        """The immutable fields the client sent, as JSON."""
-        body = self.model_dump(mode="json", by_alias=True, exclude_none=True)
-        return {key: value for key, value in body.items() if key not in UPDATABLE}
+    def changed_immutables(self, spec: OrderSpec) -> list[str]:
+        """The immutable fields sent with a value other than ``spec``'s, by their JSON names."""
+        sent = self.model_dump(
+            include=set(IMMUTABLE), exclude_none=True, mode="json", by_alias=False
+        )
+        current = spec.model_dump(include=set(sent), exclude_none=True, mode="json", by_alias=False)
+        return [_json_name(k) for k in IMMUTABLE if k in sent and sent[k] != current[k]]
 
 
-UPDATABLE = ("shippingAddress", "billingAddress", "notes")
+#: The spec fields that never change once the order is created (the CRD's CEL rules agree).
+IMMUTABLE = ("customer", "items", "currency", "payment_method")
+
+
+def _json_name(field: str) -> str:
+    alias = UpdateOrder.model_fields[field].alias
+    return alias or field
 
 
 class Fulfil(CamelModel):
@@ -94,7 +106,7 @@ class OrderView(CamelModel):
     status: Phase = Field(description="The saga phase; Pending until the operator has seen it.")
     customer: Customer
     items: list[LineItem]
-    currency: str = "USD"
+    currency: Currency = "USD"
     total: str | None = Field(default=None, description="Sum of price x quantity.")
     shipping_address: Address
     billing_address: Address | None = None
@@ -114,33 +126,28 @@ class OrderView(CamelModel):
     failure_reason: str | None = None
 
     @classmethod
-    def from_resource(cls, obj: dict[str, Any]) -> OrderView:
-        spec, status, meta = obj["spec"], obj.get("status") or {}, obj["metadata"]
-        return cls.model_validate(
-            {
-                **{k: v for k, v in spec.items() if k in _SPEC_FIELDS},
-                "id": meta["name"],
-                "status": status.get("phase") or Phase.PENDING,
-                "total": status.get("total"),
-                **{k: v for k, v in status.items() if k in _STATUS_FIELDS},
-                "createdAt": meta.get("creationTimestamp"),
-            }
+    def of(cls, order: Order) -> OrderView:
+        spec, status, meta = order.spec, order.status, order.metadata
+        return cls(
+            id=meta.name,
+            status=status.phase or Phase.PENDING,
+            customer=spec.customer,
+            items=spec.items,
+            currency=spec.currency,
+            total=status.total,
+            shipping_address=spec.shipping_address,
+            billing_address=spec.billing_address,
+            payment_method=spec.payment_method,
+            notes=spec.notes,
+            created_at=timestamp(meta.creation_timestamp) if meta.creation_timestamp else None,
+            process_requested=spec.process_requested,
+            fulfillment=spec.fulfillment,
+            cancel_requested=spec.cancel_requested,
+            reservation_id=status.reservation_id,
+            payment_id=status.payment_id,
+            shipment=status.shipment,
+            failure_reason=status.failure_reason,
         )
-
-
-_SPEC_FIELDS = {
-    "customer",
-    "items",
-    "currency",
-    "shippingAddress",
-    "billingAddress",
-    "paymentMethod",
-    "notes",
-    "processRequested",
-    "fulfillment",
-    "cancelRequested",
-}
-_STATUS_FIELDS = {"reservationId", "paymentId", "shipment", "failureReason"}
 
 
 class OrderList(CamelModel):

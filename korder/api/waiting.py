@@ -3,7 +3,7 @@
 Called by the write routes after their write. The order is watched from the
 resourceVersion the write returned, so no change between the write and the watch
 is missed, and the wait ends as soon as the order reaches one of the action's
-outcomes (:data:`korder.api.rules.OUTCOMES`) or after N seconds, whichever comes
+outcomes (:data:`korder.domain.rules.OUTCOMES`) or after N seconds, whichever comes
 first. The caller answers with the order as it is then and ``Preference-Applied``.
 """
 
@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
 
 from lightkube import AsyncClient
 
-from korder.api import rules
+from korder.domain import rules
+from korder.domain.actions import Action
+from korder.domain.order import Order
 from korder.kube import orders
 
 log = logging.getLogger(__name__)
@@ -37,16 +38,14 @@ def requested_wait(prefer: str | None, ceiling: int) -> int | None:
     return None
 
 
-async def until_settled(
-    kube: AsyncClient, order: dict[str, Any], action: rules.Action, seconds: int
-) -> dict[str, Any]:
+async def until_settled(kube: AsyncClient, order: Order, action: Action, seconds: int) -> Order:
     """The order once the saga answered ``action``, or as it is after ``seconds``."""
     if seconds <= 0 or rules.settled(action, order):
         return order
-    meta = order["metadata"]
+    meta = order.metadata
     latest = order
     try:
-        async for changed in orders.watch(kube, meta["name"], meta["resourceVersion"], seconds):
+        async for changed in orders.watch(kube, meta.name, meta.resource_version, seconds):
             latest = changed
             if rules.settled(action, changed):
                 break
@@ -55,7 +54,7 @@ async def until_settled(
         # tell the client that nothing happened.
         log.warning(
             "wait for the saga ended early",
-            extra={"order": meta["name"], "action": str(action), "error": exc.message},
+            extra={"order": meta.name, "action": str(action), "error": exc.message},
         )
     return latest
 

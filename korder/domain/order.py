@@ -12,10 +12,11 @@ Python names are snake_case.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from korder.domain import money
@@ -44,6 +45,28 @@ def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, An
     return entry
 
 
+# Limits, named once: the models below declare them (so the CRD and the OpenAPI
+# document show them), and code that writes those fields cuts text to them.
+#: An order has 1 to this many lines.
+ITEMS_LIMIT: Final = 100
+#: The length of a note's message (a history entry, an Event) and of a failure reason.
+MESSAGE_LENGTH: Final = 1024
+#: The length of a condition's message (metav1.Condition's own limit).
+CONDITION_MESSAGE_LENGTH: Final = 32768
+HISTORY_LIMIT: Final = 100
+NOTES_LENGTH: Final = 2000
+
+
+def clip(text: str, length: int) -> str:
+    """``text`` cut to ``length`` characters, for a field that allows no more."""
+    return text[:length]
+
+
+def timestamp(now: datetime) -> str:
+    """A time as every time field of the order holds it: RFC 3339, UTC, whole seconds."""
+    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 Amount = Annotated[
     str,
     Field(
@@ -54,6 +77,14 @@ Amount = Annotated[
     ),
 ]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+Currency = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 currency code of every amount in the order. Immutable.",
+    ),
+]
+Notes = Annotated[str, Field(max_length=NOTES_LENGTH, description="Free text for the shop.")]
 
 
 class PaymentMethod(StrEnum):
@@ -142,7 +173,28 @@ class FulfillmentRequest(CamelModel):
     carrier: Carrier = Field(description="The shipping service: STANDARD, EXPRESS or OVERNIGHT.")
 
 
-class OrderSpec(CamelModel):
+class OrderDraft(CamelModel):
+    """An order as the client places it: what, for whom, where to, paid how."""
+
+    customer: Customer = Field(description="Who placed the order. Immutable.")
+    items: list[LineItem] = Field(
+        min_length=1,
+        max_length=ITEMS_LIMIT,
+        description=f"The products ordered, 1 to {ITEMS_LIMIT} lines. Immutable.",
+    )
+    currency: Currency = "USD"
+    shipping_address: Address = Field(description="Where the order is shipped.")
+    billing_address: Address | None = Field(
+        default=None, description="Where the invoice goes, if not the shipping address."
+    )
+    payment_method: PaymentMethod = Field(
+        description="How the customer pays: credit_card, debit_card, paypal or bank_transfer. "
+        "Immutable."
+    )
+    notes: Notes | None = None
+
+
+class OrderSpec(OrderDraft):
     """What the client asked for. The facade writes it; a GitOps tool may write it too."""
 
     model_config = ConfigDict(
@@ -188,26 +240,6 @@ class OrderSpec(CamelModel):
         }
     )
 
-    customer: Customer = Field(description="Who placed the order. Immutable.")
-    items: list[LineItem] = Field(
-        min_length=1,
-        max_length=100,
-        description="The products ordered, 1 to 100 lines. Immutable.",
-    )
-    currency: str = Field(
-        default="USD",
-        pattern=r"^[A-Z]{3}$",
-        description="ISO 4217 currency code of every amount in the order. Immutable.",
-    )
-    shipping_address: Address = Field(description="Where the order is shipped.")
-    billing_address: Address | None = Field(
-        default=None, description="Where the invoice goes, if not the shipping address."
-    )
-    payment_method: PaymentMethod = Field(
-        description="How the customer pays: credit_card, debit_card, paypal or bank_transfer. "
-        "Immutable."
-    )
-    notes: str | None = Field(default=None, max_length=2000, description="Free text for the shop.")
     process_requested: bool = Field(
         default=False,
         description="Set to true to move a Confirmed order to Processing. Cannot be unset.",
@@ -253,7 +285,9 @@ class Condition(CamelModel):
         description="A CamelCase word that says why the condition has its status.",
     )
     message: str = Field(
-        default="", max_length=32768, description="A sentence for a person about the condition."
+        default="",
+        max_length=CONDITION_MESSAGE_LENGTH,
+        description="A sentence for a person about the condition.",
     )
 
 
@@ -278,13 +312,12 @@ class HistoryEntry(CamelModel):
         description="When it happened (RFC 3339).", json_schema_extra={"format": "date-time"}
     )
     phase: Phase = Field(description="The order's phase after it happened.")
-    message: str = Field(default="", max_length=1024, description="A sentence for a person.")
+    message: str = Field(
+        default="", max_length=MESSAGE_LENGTH, description="A sentence for a person."
+    )
     data: dict[str, str] | None = Field(
         default=None, description="Details as key/value pairs: ids, amounts, reasons."
     )
-
-
-HISTORY_LIMIT = 100
 
 
 class OrderStatus(CamelModel):
@@ -307,7 +340,7 @@ class OrderStatus(CamelModel):
     )
     shipment: Shipment | None = Field(default=None, description="Set once the order is fulfilled.")
     failure_reason: str | None = Field(
-        default=None, max_length=1024, description="Why the order failed, for a person."
+        default=None, max_length=MESSAGE_LENGTH, description="Why the order failed, for a person."
     )
     conditions: list[Condition] | None = Field(
         default=None,
@@ -321,3 +354,50 @@ class OrderStatus(CamelModel):
         description=f"The durable log of the order's transitions, oldest first, at most "
         f"{HISTORY_LIMIT} entries (Kubernetes Events expire; this does not).",
     )
+
+
+class Metadata(BaseModel):
+    """The part of Kubernetes' ObjectMeta that korder reads; the rest is ignored."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_alias=True,
+        validate_by_name=True,
+        serialize_by_alias=True,
+        extra="ignore",
+    )
+
+    name: str
+    namespace: str | None = None
+    uid: str = ""
+    resource_version: str = ""
+    generation: int = 1
+    creation_timestamp: datetime | None = None
+    deletion_timestamp: datetime | None = None
+    annotations: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class Order(BaseModel):
+    """An Order resource as the API server stores it: metadata, spec and status.
+
+    What the operator's saga and the facade's routes work on; the Kubernetes layer
+    (:mod:`korder.kube.orders`) turns the API server's JSON into it and back.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    metadata: Metadata
+    spec: OrderSpec
+    status: OrderStatus = Field(default_factory=OrderStatus)
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _no_status_yet(cls, value: object) -> object:
+        # A new object has no status, or (from some clients) a null one: the same thing.
+        return {} if value is None else value
+
+    @property
+    def deleting(self) -> bool:
+        """Whether `kubectl delete` was asked: the finalizer holds the object until compensated."""
+        return self.metadata.deletion_timestamp is not None

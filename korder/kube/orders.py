@@ -1,16 +1,20 @@
 """Async access to Order resources (and their Events) through the Kubernetes API.
 
 A thin layer over lightkube's async client (httpx underneath, so the facade's
-event loop never blocks): it speaks in Order manifests as plain dicts and turns
-the API server's and the transport's failures into the few exceptions below, so
-its callers (the facade's routes) never see lightkube's or httpx's types.
+event loop never blocks). Its callers (the facade's routes, the operator) speak in
+the domain's typed :class:`~korder.domain.order.Order`; JSON exists only here, at
+the boundary (:func:`to_order`, :func:`manifest`). The API server's and the
+transport's failures become the few exceptions below (:func:`translated`), so no
+caller sees lightkube's or httpx's types.
 
 Paging: lightkube's ``AsyncClient.list`` follows ``continue`` tokens itself and
-hides them, but the REST API hands one page and its token to the client. So
-:func:`list_page` builds the request with lightkube's lower-level request API
-(``prepare_request``/``build_adapter_request``/``send`` of the generic client
-behind ``AsyncClient``) and reads ``metadata.continue`` from the raw answer. The
-same helper lists Events, as plain dicts.
+hides them, and lightkube 1.0 has no public call that returns one page with its
+token; but the REST API hands one page and its token to the client. So
+:func:`_list_raw` builds the request with the lower-level request API of the
+generic client behind ``AsyncClient`` (its private ``_client``:
+``prepare_request``/``build_adapter_request``/``send``/``raise_for_status``) and
+reads ``metadata.continue`` from the raw answer. ``tests/unit/test_kube_orders.py``
+pins that private API, so a lightkube upgrade that changes it fails there first.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,9 +34,10 @@ from lightkube.resources.core_v1 import Event
 from lightkube.types import PatchType
 
 from korder import constants
-from korder.domain.order import OrderSpec
+from korder.domain.order import Order, OrderSpec
 
-Order: type[GenericNamespacedResource] = create_namespaced_resource(
+#: lightkube's class of the Order resource (the domain's :class:`Order` is what callers see).
+OrderResource: type[GenericNamespacedResource] = create_namespaced_resource(
     constants.GROUP, constants.VERSION, constants.KIND, constants.PLURAL
 )
 
@@ -67,7 +72,8 @@ class Unavailable(KubeError):
 
 
 @contextlib.contextmanager
-def _translated() -> Iterator[None]:
+def translated() -> Iterator[None]:
+    """Raise lightkube's and the transport's failures as this module's exceptions."""
     try:
         yield
     except ApiError as exc:
@@ -131,33 +137,62 @@ def manifest(
     }
 
 
-async def create(client: AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
-    with _translated():
-        created = await client.create(Order(body))  # type: ignore[call-overload]
-    return _as_dict(created)
+def to_order(obj: GenericNamespacedResource | Mapping[str, Any]) -> Order:
+    """The domain's Order from what the API server (or Kopf) handed over."""
+    if isinstance(obj, Mapping):
+        return Order.model_validate(dict(obj))
+    return Order.model_validate(_as_dict(obj))
 
 
-async def get(client: AsyncClient, name: str) -> dict[str, Any]:
-    with _translated():
-        return _as_dict(await client.get(Order, name))
+async def create(
+    client: AsyncClient,
+    spec: OrderSpec,
+    *,
+    name: str | None = None,
+    generate_name: str | None = None,
+    annotations: dict[str, str] | None = None,
+) -> Order:
+    body = manifest(spec, name=name, generate_name=generate_name, annotations=annotations)
+    with translated():
+        created = await client.create(OrderResource(body))  # type: ignore[call-overload]
+    return to_order(created)
 
 
-async def patch(client: AsyncClient, name: str, merge_patch: dict[str, Any]) -> dict[str, Any]:
-    """Apply a JSON merge patch (RFC 7386) to the Order and return it as it is after.
+async def get(client: AsyncClient, name: str, namespace: str | None = None) -> Order:
+    with translated():
+        return to_order(await client.get(OrderResource, name, namespace=namespace))
 
-    A ``metadata.resourceVersion`` in the patch makes it conditional: the API server
-    refuses it with :class:`Conflict` when the order changed since that version.
+
+async def update(
+    client: AsyncClient, order: Order, spec: OrderSpec, annotations: Mapping[str, str]
+) -> Order:
+    """Change ``order``'s spec to ``spec`` and set ``annotations``, if it is unchanged since read.
+
+    One JSON merge patch (RFC 7386) of the fields that differ (a field that became
+    None is removed) and the annotations, guarded by the order's resourceVersion:
+    the API server refuses it with :class:`Conflict` when the order changed since.
     """
-    with _translated():
-        patched = await client.patch(Order, name, merge_patch, patch_type=PatchType.MERGE)
-    return _as_dict(patched)
+    before = order.spec.model_dump(mode="json", by_alias=True)
+    after = spec.model_dump(mode="json", by_alias=True)
+    changed = {key: value for key, value in after.items() if before.get(key) != value}
+    metadata: dict[str, Any] = {"resourceVersion": order.metadata.resource_version}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    merge_patch: dict[str, Any] = {"metadata": metadata}
+    if changed:
+        merge_patch["spec"] = changed
+    with translated():
+        patched = await client.patch(
+            OrderResource, order.metadata.name, merge_patch, patch_type=PatchType.MERGE
+        )
+    return to_order(patched)
 
 
 @dataclass(frozen=True)
 class Page:
     """One page of a list: the objects and the token for the next page, if any."""
 
-    items: list[dict[str, Any]]
+    items: list[Order]
     continue_token: str | None
 
 
@@ -179,18 +214,46 @@ async def list_page(
         "fieldSelector": _selector(field_selector),
     }
     try:
-        body = await _list_raw(client, Order, params)
+        body = await _list_raw(client, OrderResource, params)
     except KubeError as exc:
         if continue_token and not isinstance(exc, Unavailable | NotFound):
             raise Invalid(f"the continue token is not valid (any more): {exc.message}") from exc
         raise
-    return Page(body.get("items") or [], (body.get("metadata") or {}).get("continue") or None)
+    items = [to_order(item) for item in body.get("items") or []]
+    return Page(items, (body.get("metadata") or {}).get("continue") or None)
 
 
-async def events_of(client: AsyncClient, uid: str) -> list[dict[str, Any]]:
-    """The Kubernetes Events whose involvedObject is the object with ``uid``, as dicts."""
+@dataclass(frozen=True)
+class KubeEvent:
+    """A Kubernetes Event about an order: what the façade shows of it."""
+
+    reason: str
+    message: str
+    type: str  # Normal or Warning
+    time: str  # RFC 3339; the Event's own time, or when it was stored
+
+
+async def events_of(client: AsyncClient, uid: str) -> list[KubeEvent]:
+    """The Kubernetes Events whose involvedObject is the object with ``uid``."""
     body = await _list_raw(client, Event, {"fieldSelector": _selector({"involvedObject.uid": uid})})
-    return list(body.get("items") or [])
+    return [kube_event(item) for item in body.get("items") or []]
+
+
+def kube_event(raw: Mapping[str, Any]) -> KubeEvent:
+    """An Event as the API server lists it, reduced to what the façade shows."""
+    time = (
+        raw.get("eventTime")
+        or raw.get("firstTimestamp")
+        or raw.get("lastTimestamp")
+        or (raw.get("metadata") or {}).get("creationTimestamp")
+        or ""
+    )
+    return KubeEvent(
+        reason=str(raw.get("reason", "")),
+        message=str(raw.get("message", "")),
+        type=str(raw.get("type") or "Normal"),
+        time=str(time),
+    )
 
 
 def _selector(fields: dict[str, str] | None) -> str | None:
@@ -201,7 +264,7 @@ def _selector(fields: dict[str, str] | None) -> str | None:
 
 async def _list_raw(client: AsyncClient, res: type[Any], params: dict[str, Any]) -> dict[str, Any]:
     generic = client._client  # the lower-level request API; see the module's docstring
-    with _translated():
+    with translated():
         request = generic.build_adapter_request(generic.prepare_request("list", res, params=params))
         response = await generic.send(request)  # type: ignore[no-untyped-call]
         generic.raise_for_status(response)  # type: ignore[no-untyped-call]
@@ -211,14 +274,14 @@ async def _list_raw(client: AsyncClient, res: type[Any], params: dict[str, Any])
 
 async def watch(
     client: AsyncClient, name: str, resource_version: str, seconds: float
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncIterator[Order]:
     """The Order ``name`` each time it changes after ``resource_version``, for ``seconds``.
 
     Ends quietly when the time is up or the order is deleted. The API server closes a
     watch after ``timeoutSeconds``; lightkube would reconnect, our deadline stops it.
     """
     events = client.watch(
-        Order,
+        OrderResource,
         fields={"metadata.name": name},
         resource_version=resource_version,
         server_timeout=max(1, int(seconds) + 1),
@@ -237,7 +300,7 @@ async def watch(
                 return
             if kind == "DELETED":
                 return
-            yield _as_dict(obj)
+            yield to_order(obj)
     finally:
         close: Callable[[], Any] | None = getattr(iterator, "aclose", None)
         if close is not None:
@@ -247,7 +310,7 @@ async def watch(
 async def _next_event(iterator: AsyncIterator[tuple[str, Any]]) -> tuple[str, Any]:
     # Translated here, inside the deadline: the deadline's own TimeoutError is an
     # OSError, and must not read as an unreachable API server.
-    with _translated():
+    with translated():
         return await anext(iterator)
 
 

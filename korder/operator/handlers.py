@@ -9,18 +9,20 @@ kept in Kopf's memo.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
-from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, cast
 
 import kopf
 import prometheus_client
+from lightkube import AsyncClient
 
 from korder import constants
-from korder.domain import saga
-from korder.kube import orders
+from korder.domain import saga, steps
+from korder.domain.order import MESSAGE_LENGTH, Order, clip
+from korder.kube import orders, status_writing
 from korder.operator import reconciling
 from korder.participant_clients import calls
 from korder.settings import get_settings
@@ -61,8 +63,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # Every handler here is async: participant calls wait on the event loop and
     # never queue behind Kopf's thread pool (six threads), which sync handlers use.
 
-    memo.saga = reconciling.Context(
-        kube=orders.make_client("default", FIELD_MANAGER),
+    kube = orders.make_client("default", FIELD_MANAGER)
+    memo.kube = kube
+    memo.reconciling = reconciling.Context(
+        read=functools.partial(_read, kube),
+        write=functools.partial(status_writing.write, kube),
         participants=calls.Participants.from_settings(ours),
         policy=saga.Policy(deadline=timedelta(seconds=ours.saga_deadline_seconds)),
         retry_base=ours.retry_base_seconds,
@@ -79,22 +84,32 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
-    context: reconciling.Context = memo.saga
+    context: reconciling.Context = memo.reconciling
     await context.participants.aclose()
-    await context.kube.close()
+    await memo.kube.close()
     server = getattr(memo, "metrics_server", None)
     if server is not None:
         server.shutdown()
 
 
-def _announce(obj: Mapping[str, Any], record: saga.Record) -> None:
-    kind = "Warning" if record.warning else "Normal"
+async def _read(kube: AsyncClient, namespace: str, name: str) -> Order:
+    return await orders.get(kube, name, namespace=namespace)
+
+
+def _announce(order: Order, note: steps.Note) -> None:
+    kind = "Warning" if note.warning else "Normal"
     # kopf.event only reads apiVersion, kind and metadata to build the reference.
+    meta = order.metadata
+    reference = {
+        "apiVersion": constants.API_VERSION,
+        "kind": constants.KIND,
+        "metadata": {"name": meta.name, "namespace": meta.namespace, "uid": meta.uid},
+    }
     kopf.event(
-        kopf.Body(cast(kopf.RawBody, dict(obj))),
+        kopf.Body(cast(kopf.RawBody, reference)),
         type=kind,
-        reason=record.reason,
-        message=record.message[:1024],
+        reason=note.reason,
+        message=clip(note.message, MESSAGE_LENGTH),
     )
 
 
@@ -113,7 +128,8 @@ async def finalize(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> No
 
 
 async def _reconcile(body: kopf.Body, memo: kopf.Memo, retry: int) -> None:
-    delay = await reconciling.reconcile(memo.saga, body, retry=retry, announce=_announce)
+    order = orders.to_order(body)
+    delay = await reconciling.reconcile(memo.reconciling, order, retry=retry, announce=_announce)
     if delay is not None:
         # Kopf keeps the handler pending and calls it again after the delay, or
         # sooner if the Order changes (a cancellation must not wait out a backoff).

@@ -1,10 +1,14 @@
-"""Exponential backoff with full jitter and a cap, for retrying transient failures.
+"""Exponential backoff with "equal jitter" and a cap, for retrying transient failures.
 
-Used by :mod:`.calls` between the attempts of one call, and by the operator
-between retries of a saga step. The jitter (a uniform draw between half the
-exponential bound and the bound) spreads the retries of many orders that failed
-together, so a participant that comes back is not hit by all of them at once,
-while keeping each wait at least half its bound, so retries never bunch at zero.
+Used by :mod:`.calls` between the attempts of one call (as tenacity's wait), and
+by the operator between retries of a saga step. Equal jitter, in the terms of the
+AWS Architecture Blog's "Exponential Backoff And Jitter": a uniform draw between
+half the exponential bound and the bound. The jitter spreads the retries of many
+orders that failed together, so a participant that comes back is not hit by all of
+them at once; unlike full jitter (a draw from zero to the bound) each wait is at
+least half its bound, so retries never bunch at zero. tenacity's own
+``wait_random_exponential`` is full jitter and takes no seeded generator, which the
+chaos run needs to be repeatable.
 """
 
 from __future__ import annotations

@@ -1,12 +1,14 @@
 """One participant call, made the safe way: timeout, breaker, retries, idempotency key.
 
 :class:`Participant` is one HTTP service (inventory, payment or shipping) with its
-circuit breaker; :meth:`Participant.post` returns what happened as one of four
-results instead of raising, because each is a different next step for the saga:
-:class:`Done`, :class:`Refused` (a business answer, permanent), :class:`Unavailable`
-(transient, after a few quick attempts) or :class:`Deferred` (the breaker is open,
-no call was made). :class:`Participants` holds the three services and the shared
-HTTP client; the operator builds it once at start-up from the settings.
+circuit breaker; :meth:`Participant.post` returns what happened as one of the four
+:data:`korder.outcomes.Outcome` instead of raising, because each is a different next
+step for the saga: ``Succeeded``, ``Rejected`` (a business answer, permanent),
+``Failed`` (transient, after a few quick attempts) or ``Deferred`` (the breaker is
+open, no call was made). The attempts inside one call are tenacity's loop, on our
+backoff curve (:mod:`.backoff`), with a sleep that tests replace. :class:`Participants`
+holds the services by name and the shared HTTP client; the operator builds it once
+at start-up from the settings.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import tenacity
 
+from korder.outcomes import Deferred, Failed, Outcome, Rejected, Succeeded
 from korder.participant_clients import backoff, chaos, circuitbreaker, metrics
 from korder.settings import Settings
 
@@ -30,33 +35,7 @@ TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 #: between retries of the saga step, where the order's status shows them.
 IN_CALL_BACKOFF_CAP = 2.0
 
-
-@dataclass(frozen=True)
-class Done:
-    body: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Refused:
-    """A 4xx answer such as 409 out_of_stock or 402 declined: retrying cannot help."""
-
-    status: int
-    error: str
-    detail: str
-
-
-@dataclass(frozen=True)
-class Unavailable:
-    reason: str
-
-
-@dataclass(frozen=True)
-class Deferred:
-    reason: str
-    retry_after: float
-
-
-Result = Done | Refused | Unavailable | Deferred
+Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass
@@ -69,24 +48,38 @@ class Participant:
     attempts: int
     retry_base: float
     rng: random.Random = field(default_factory=random.Random)
+    #: How the attempts wait for one another; tests pass one that does not.
+    sleep: Sleep = asyncio.sleep
 
-    async def post(self, path: str, key: str, body: dict[str, Any] | None = None) -> Result:
-        """POST ``body`` to ``path`` with the idempotency key, up to ``attempts`` times."""
+    async def post(self, path: str, key: str, body: Mapping[str, Any] | None = None) -> Outcome:
+        """POST ``body`` to ``path`` with the idempotency key, up to ``attempts`` times.
+
+        Only a transient failure is tried again; the last one, after ``attempts``,
+        is the answer.
+        """
         url = f"{self.base_url.rstrip('/')}/{path.lstrip('/')}"
-        reason = "no attempt made"
-        for attempt in range(self.attempts):
-            if attempt:
-                delay = backoff.delay(
-                    attempt - 1, base=self.retry_base, cap=IN_CALL_BACKOFF_CAP, rng=self.rng
-                )
-                await asyncio.sleep(delay)
-            result = await self._attempt(url, key, body)
-            if not isinstance(result, Unavailable):
-                return result
-            reason = result.reason
-        return Unavailable(f"{self.name}: {reason} (after {self.attempts} attempts)")
+        attempts = tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(self.attempts),
+            wait=self._wait,
+            retry=tenacity.retry_if_result(lambda outcome: isinstance(outcome, Failed)),
+            retry_error_callback=self._gave_up,
+            sleep=self.sleep,
+        )
+        outcome: Outcome = await attempts(self._attempt, url, key, body)
+        return outcome
 
-    async def _attempt(self, url: str, key: str, body: dict[str, Any] | None) -> Result:
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        # attempt_number counts from 1; the first retry waits on the curve's first step.
+        retry = state.attempt_number - 1
+        return backoff.delay(retry, base=self.retry_base, cap=IN_CALL_BACKOFF_CAP, rng=self.rng)
+
+    def _gave_up(self, state: tenacity.RetryCallState) -> Failed:
+        assert state.outcome is not None
+        last = state.outcome.result()
+        reason = last.reason if isinstance(last, Failed) else repr(last)
+        return Failed(f"{self.name}: {reason} (after {state.attempt_number} attempts)")
+
+    async def _attempt(self, url: str, key: str, body: Mapping[str, Any] | None) -> Outcome:
         try:
             permit = self.breaker.acquire()
         except circuitbreaker.CircuitOpen as exc:
@@ -100,7 +93,7 @@ class Participant:
         except (httpx.HTTPError, TimeoutError) as exc:
             permit.failed()
             metrics.CALLS.labels(self.name, "failure").inc()
-            return Unavailable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+            return Failed(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
         except BaseException:
             # Cancelled (the operator stopping): the call proves nothing either way.
             permit.ignored()
@@ -108,15 +101,15 @@ class Participant:
         if response.is_success:
             permit.succeeded()
             metrics.CALLS.labels(self.name, "success").inc()
-            return Done(_json(response))
+            return Succeeded(_json(response))
         if response.status_code in TRANSIENT_STATUS or response.status_code >= 500:
             permit.failed()
             metrics.CALLS.labels(self.name, "failure").inc()
-            return Unavailable(f"HTTP {response.status_code}")
+            return Failed(f"HTTP {response.status_code}")
         permit.ignored()
         metrics.CALLS.labels(self.name, "refused").inc()
         answer = _json(response)
-        return Refused(
+        return Rejected(
             response.status_code,
             str(answer.get("error", f"http_{response.status_code}")),
             str(answer.get("detail", response.text[:200])),
@@ -133,12 +126,13 @@ def _json(response: httpx.Response) -> dict[str, Any]:
 
 @dataclass
 class Participants:
-    """The inventory, payment and shipping services, as the operator calls them."""
+    """The participant services by name (inventory, payment, shipping), for the operator."""
 
-    inventory: Participant
-    payment: Participant
-    shipping: Participant
+    by_name: dict[str, Participant]
     http: httpx.AsyncClient
+
+    def __getitem__(self, name: str) -> Participant:
+        return self.by_name[name]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Participants:
@@ -177,12 +171,8 @@ class Participants:
                 rng=rng,
             )
 
-        return cls(
-            participant("inventory", settings.inventory_url),
-            participant("payment", settings.payment_url),
-            participant("shipping", settings.shipping_url),
-            http,
-        )
+        urls = settings.participant_urls()
+        return cls({name: participant(name, url) for name, url in urls.items()}, http)
 
     async def aclose(self) -> None:
         await self.http.aclose()

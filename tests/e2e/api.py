@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from tests.e2e.conftest import Component, wait_for
-from tests.e2e.orders import spec
+from tests.support.orders import spec
 
 PROBLEM_TYPES = "https://korder.dev/problems/"
 

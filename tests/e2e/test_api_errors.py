@@ -14,7 +14,7 @@ import yaml
 from korder.localcluster.controlplane import free_port
 from tests.e2e.api import assert_problem, create
 from tests.e2e.conftest import Component, FacadeFactory, Kubectl
-from tests.e2e.orders import spec
+from tests.support.orders import spec
 
 
 def test_health_and_metrics(facade: Component) -> None:

@@ -15,8 +15,8 @@ import httpx
 from korder.api import idempotency
 from tests.e2e.api import assert_problem, create, create_concurrently, created
 from tests.e2e.conftest import Component, FacadeFactory, Kubectl
-from tests.e2e.orders import order_yaml, spec
 from tests.e2e.test_api_orders import NEW_ADDRESS
+from tests.support.orders import order_yaml, spec
 
 
 def test_create_with_a_key_replays_the_first_outcome(

@@ -14,7 +14,7 @@ import httpx
 
 from tests.e2e.api import assert_problem, create, created, get, wait_for_status
 from tests.e2e.conftest import Component, Kubectl, wait_for
-from tests.e2e.orders import VALID_SPEC, spec
+from tests.support.orders import VALID_SPEC, spec
 
 NEW_ADDRESS = {
     "street": "2 Difference Road",

@@ -13,8 +13,8 @@ import pytest
 
 from tests.e2e.api import assert_problem, create, create_concurrently, created, get, wait_for_status
 from tests.e2e.conftest import Component, Kubectl, Participants
-from tests.e2e.orders import spec
 from tests.e2e.test_api_orders import NEW_ADDRESS
+from tests.support.orders import spec
 
 EXPENSIVE = [{"productId": "PROD-004", "name": "Yacht", "quantity": 1, "price": "10000.01"}]
 

@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from tests.e2e.conftest import Kubectl, wait_for
-from tests.e2e.orders import VALID_SPEC, order_yaml, spec
+from tests.support.orders import VALID_SPEC, order_yaml, spec
 
 
 def test_crd_is_established(kubectl: Kubectl) -> None:

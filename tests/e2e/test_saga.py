@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Component, Kubectl, Participants, wait_for
-from tests.e2e.orders import order_yaml, spec
+from tests.support.orders import order_yaml, spec
 
 pytestmark = pytest.mark.usefixtures("operator")
 

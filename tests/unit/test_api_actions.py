@@ -1,8 +1,9 @@
-"""The actions' phase rules through the HTTP routes, over a fake Kubernetes layer.
+"""The actions' phase rules through the HTTP routes, over a fake Kubernetes API client.
 
 The saga moves orders through phases; here a test sets the phase itself, so each
-action's 202 and 409 are checked without an operator. The fake honours what the
-routes rely on: merge patches guarded by the resourceVersion.
+action's 202 and 409 are checked without an operator. The fake stands in for
+lightkube's client, below the real Kubernetes layer (:mod:`korder.kube.orders`),
+and honours what that layer relies on: merge patches guarded by the resourceVersion.
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from lightkube.core.exceptions import ApiError
+from lightkube.models.meta_v1 import Status
 
 from korder.api.main import create_app
-from korder.kube import orders
-from tests.e2e.orders import spec
+from tests.support.orders import spec
 
 
-class FakeOrders:
+class FakeKube:
+    """lightkube's AsyncClient, as far as the routes' reads and merge patches use it."""
+
     def __init__(self) -> None:
         self.objects: dict[str, dict[str, Any]] = {}
         self.version = 0
@@ -32,12 +36,14 @@ class FakeOrders:
             "status": {"phase": phase, "total": "44.98"},
         }
 
-    async def get(self, _client: object, name: str) -> dict[str, Any]:
+    async def get(self, _res: object, name: str, namespace: str | None = None) -> dict[str, Any]:
         if name not in self.objects:
-            raise orders.NotFound(name)
+            raise _api_error(404, "NotFound")
         return copy.deepcopy(self.objects[name])
 
-    async def patch(self, _client: object, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+    async def patch(
+        self, _res: object, name: str, patch: dict[str, Any], **_: object
+    ) -> dict[str, Any]:
         current = self.objects[name]
         if self.conflicts_to_inject:
             # Someone else (the operator) wrote in between.
@@ -45,8 +51,12 @@ class FakeOrders:
             self.version += 1
             current["metadata"]["resourceVersion"] = str(self.version)
         if patch["metadata"]["resourceVersion"] != current["metadata"]["resourceVersion"]:
-            raise orders.Conflict("changed")
-        current["spec"].update(patch["spec"])
+            raise _api_error(409, "Conflict")
+        for key, value in patch.get("spec", {}).items():
+            if value is None:
+                current["spec"].pop(key, None)
+            else:
+                current["spec"][key] = value
         current["metadata"].setdefault("annotations", {}).update(
             patch["metadata"].get("annotations", {})
         )
@@ -55,18 +65,19 @@ class FakeOrders:
         return copy.deepcopy(current)
 
 
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeOrders:
-    fake = FakeOrders()
-    monkeypatch.setattr(orders, "get", fake.get)
-    monkeypatch.setattr(orders, "patch", fake.patch)
-    return fake
+def _api_error(code: int, reason: str) -> ApiError:
+    return ApiError(status=Status(code=code, reason=reason, message=reason))
 
 
 @pytest.fixture
-def client(fake: FakeOrders) -> TestClient:
+def fake() -> FakeKube:
+    return FakeKube()
+
+
+@pytest.fixture
+def client(fake: FakeKube) -> TestClient:
     app = create_app()
-    app.state.kube = None  # every call goes to the fake
+    app.state.kube = fake  # every call of the Kubernetes layer goes to the fake
     return TestClient(app)
 
 
@@ -94,7 +105,7 @@ ACTIONS = {
     ],
 )
 def test_action_by_phase(
-    fake: FakeOrders, client: TestClient, action: str, phase: str, expected: int
+    fake: FakeKube, client: TestClient, action: str, phase: str, expected: int
 ) -> None:
     fake.put("o", phase)
     method, path, body = ACTIONS[action]
@@ -111,7 +122,7 @@ def test_action_by_phase(
         assert response.headers["ETag"] == f'"{fake.objects["o"]["metadata"]["resourceVersion"]}"'
 
 
-def test_put_after_fulfilment_is_409(fake: FakeOrders, client: TestClient) -> None:
+def test_put_after_fulfilment_is_409(fake: FakeKube, client: TestClient) -> None:
     fake.put("o", "Fulfilled", fulfillment={"carrier": "STANDARD"})
     address = spec()["shippingAddress"]
     response = client.put("/orders/o", json={"shippingAddress": address})
@@ -119,7 +130,7 @@ def test_put_after_fulfilment_is_409(fake: FakeOrders, client: TestClient) -> No
 
 
 def test_a_write_retries_when_the_order_changed_under_it(
-    fake: FakeOrders, client: TestClient
+    fake: FakeKube, client: TestClient
 ) -> None:
     fake.put("o", "Confirmed")
     fake.conflicts_to_inject = 2
@@ -128,7 +139,7 @@ def test_a_write_retries_when_the_order_changed_under_it(
     assert fake.objects["o"]["spec"]["processRequested"] is True
 
 
-def test_a_write_that_never_wins_is_409_not_a_loop(fake: FakeOrders, client: TestClient) -> None:
+def test_a_write_that_never_wins_is_409_not_a_loop(fake: FakeKube, client: TestClient) -> None:
     fake.put("o", "Confirmed")
     fake.conflicts_to_inject = 1000
     response = client.post("/orders/o/process")
@@ -137,7 +148,7 @@ def test_a_write_that_never_wins_is_409_not_a_loop(fake: FakeOrders, client: Tes
 
 
 def test_a_replayed_action_answers_its_first_status_even_from_another_phase(
-    fake: FakeOrders, client: TestClient
+    fake: FakeKube, client: TestClient
 ) -> None:
     fake.put("o", "Confirmed")
     first = client.post("/orders/o/process", headers={"Idempotency-Key": "p"})
@@ -149,3 +160,29 @@ def test_a_replayed_action_answers_its_first_status_even_from_another_phase(
     assert replay.json()["status"] == "Processing", "the order as it is now"
     fresh = client.post("/orders/o/process", headers={"Idempotency-Key": "q"})
     assert fresh.status_code == 409, "a new key is a new request, and the phase is wrong now"
+
+
+def test_a_put_removes_what_it_leaves_out_and_keeps_the_rest(
+    fake: FakeKube, client: TestClient
+) -> None:
+    fake.put("o", "Confirmed", notes="ring twice", billingAddress=spec()["shippingAddress"])
+    address = {**spec()["shippingAddress"], "city": "Paris"}
+    response = client.put("/orders/o", json={"shippingAddress": address})
+    assert response.status_code == 200, response.text
+    stored = fake.objects["o"]["spec"]
+    assert stored["shippingAddress"]["city"] == "Paris"
+    assert "notes" not in stored
+    assert "billingAddress" not in stored
+    assert stored["items"] == spec()["items"]
+
+
+def test_a_put_that_changes_an_immutable_field_names_it(fake: FakeKube, client: TestClient) -> None:
+    fake.put("o", "Confirmed")
+    body = {
+        "shippingAddress": spec()["shippingAddress"],
+        "currency": "EUR",
+        "items": spec()["items"],
+    }
+    response = client.put("/orders/o", json=body)
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["currency"]

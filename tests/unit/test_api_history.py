@@ -5,25 +5,29 @@ from __future__ import annotations
 from typing import Any
 
 from korder.api.history import merge
+from korder.domain.order import Order
+from korder.kube import orders
+from tests.support.orders import resource
 
 
 def _entry(kind: str, time: str, message: str) -> dict[str, Any]:
     return {"type": kind, "time": time, "phase": "Pending", "message": message}
 
 
-def _event(reason: str, message: str, **times: Any) -> dict[str, Any]:
-    return {"reason": reason, "message": message, "type": "Normal", **times}
+def _with(*entries: dict[str, Any]) -> Order:
+    return resource(status={"history": list(entries)})
+
+
+def _event(reason: str, message: str, **times: Any) -> orders.KubeEvent:
+    # Through the Kubernetes layer's own reading of an Event, as the route gets them.
+    return orders.kube_event({"reason": reason, "message": message, "type": "Normal", **times})
 
 
 def test_history_first_events_it_lacks_added_mirrors_dropped_oldest_first() -> None:
-    order = {
-        "status": {
-            "history": [
-                _entry("Accepted", "2026-01-01T10:00:00Z", "Accepted."),
-                _entry("Reserved", "2026-01-01T10:00:05Z", "Reserved."),
-            ]
-        }
-    }
+    order = _with(
+        _entry("Accepted", "2026-01-01T10:00:00Z", "Accepted."),
+        _entry("Reserved", "2026-01-01T10:00:05Z", "Reserved."),
+    )
     events = [
         _event("Reserved", "Reserved.", eventTime="2026-01-01T10:00:05.120000Z"),
         _event("Retrying", "Payment timed out.", firstTimestamp="2026-01-01T10:00:03Z"),
@@ -44,10 +48,10 @@ def test_history_first_events_it_lacks_added_mirrors_dropped_oldest_first() -> N
 
 
 def test_no_status_and_no_events_is_an_empty_log() -> None:
-    assert merge({}, []) == []
+    assert merge(resource(), []) == []
 
 
 def test_fractions_and_offsets_compare_as_instants() -> None:
-    order = {"status": {"history": [_entry("B", "2026-01-01T10:00:05Z", "b")]}}
+    order = _with(_entry("B", "2026-01-01T10:00:05Z", "b"))
     events = [_event("A", "a", eventTime="2026-01-01T11:00:04.9+01:00")]
     assert [e.type for e in merge(order, events)] == ["A", "B"]

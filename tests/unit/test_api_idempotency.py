@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
 import pytest
 
 from korder import constants
 from korder.api import idempotency
 from korder.api.problems import Problem
+from korder.domain.order import Order
+from tests.support.orders import resource
 
 
 @pytest.mark.parametrize(
@@ -57,8 +58,8 @@ def test_fingerprint_ignores_key_order_but_not_content() -> None:
     assert a != idempotency.fingerprint("PUT", "/orders", {"a": 1, "b": [1, 2]})
 
 
-def _order(annotations: dict[str, str]) -> dict[str, Any]:
-    return {"metadata": {"name": "o", "annotations": annotations}}
+def _order(annotations: dict[str, str]) -> Order:
+    return resource(annotations=annotations)
 
 
 def test_check_created_replays_refuses_reuse_and_collisions() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from korder.api.main import create_app
-from tests.e2e.orders import VALID_SPEC
+from tests.support.orders import VALID_SPEC
 
 
 def client() -> TestClient:

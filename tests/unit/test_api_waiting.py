@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
-from korder.api.rules import Action
 from korder.api.waiting import applied, requested_wait, until_settled
+from korder.domain.actions import Action
+from korder.domain.order import Order
 from korder.kube import orders
+from tests.support.orders import resource
 
 
 @pytest.mark.parametrize(
@@ -40,10 +41,10 @@ def test_applied_header() -> None:
 async def test_a_lost_watch_ends_the_wait_with_the_order_as_last_seen(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    pending = {"metadata": {"name": "o", "resourceVersion": "1"}, "status": {"phase": "Pending"}}
-    reserving = {**pending, "status": {"phase": "ReservingInventory"}}
+    pending = resource(status={"phase": "Pending"})
+    reserving = resource(status={"phase": "ReservingInventory"}, resource_version="2")
 
-    async def watch(*_: object) -> AsyncIterator[dict[str, Any]]:
+    async def watch(*_: object) -> AsyncIterator[Order]:
         yield reserving
         raise orders.Unavailable("the API server went away")
 
@@ -57,8 +58,5 @@ async def test_a_settled_order_is_not_watched(monkeypatch: pytest.MonkeyPatch) -
         raise AssertionError("no watch for an order that is settled already")
 
     monkeypatch.setattr(orders, "watch", watch)
-    confirmed = {
-        "metadata": {"name": "o", "resourceVersion": "1"},
-        "status": {"phase": "Confirmed"},
-    }
+    confirmed = resource(status={"phase": "Confirmed"})
     assert await until_settled(None, confirmed, Action.CREATE, 5) == confirmed  # type: ignore[arg-type]

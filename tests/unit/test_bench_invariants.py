@@ -62,3 +62,16 @@ def test_a_failed_order_holding_stock_is_caught() -> None:
     violations = check_invariants(orders, ledgers, {**FULL_STOCK, "PROD-001": 998}, 1000)
     assert any("Failed with effects" in v for v in violations)
     assert any("stock of PROD-001" in v for v in violations)
+
+
+def test_a_history_off_the_phase_graph_is_caught() -> None:
+    skipped = order("a", "Confirmed")
+    skipped["status"]["history"] = [
+        {"type": "OrderAccepted", "time": "2026-01-01T00:00:00Z", "phase": "Pending"},
+        {"type": "OrderConfirmed", "time": "2026-01-01T00:00:01Z", "phase": "Confirmed"},
+    ]
+    ledgers = {"inventory": [entry("a", "reserve")], "payment": [entry("a", "charge")]}
+    stock = {**FULL_STOCK, "PROD-001": 998}
+    assert check_invariants([skipped], ledgers, stock, 1000) == [
+        "order-a went Pending -> Confirmed, off the saga's phase graph"
+    ]

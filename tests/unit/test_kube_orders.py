@@ -9,11 +9,11 @@ from lightkube.models.meta_v1 import Status, StatusCause, StatusDetails
 
 from korder.domain.order import OrderSpec
 from korder.kube import orders
-from tests.e2e.orders import spec
+from tests.support.orders import spec
 
 
 def _raised(exc: Exception) -> orders.KubeError:
-    with pytest.raises(orders.KubeError) as caught, orders._translated():
+    with pytest.raises(orders.KubeError) as caught, orders.translated():
         raise exc
     return caught.value
 

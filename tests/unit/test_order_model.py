@@ -6,8 +6,8 @@ import pydantic
 import pytest
 
 from korder.domain import saga
-from korder.domain.order import OrderSpec, OrderStatus, Phase
-from tests.e2e.orders import VALID_SPEC, spec
+from korder.domain.order import OrderSpec, Phase
+from tests.support.orders import VALID_SPEC, resource, spec
 
 
 def test_valid_spec_round_trips_in_camel_case() -> None:
@@ -37,7 +37,7 @@ def test_invalid_specs_are_rejected(bad: dict[str, object]) -> None:
 
 def test_admit_puts_a_new_order_in_pending_with_its_total() -> None:
     now = datetime.now(UTC)
-    new = saga.Order(OrderSpec.model_validate(VALID_SPEC), OrderStatus(), 3, created_at=now)
+    new = resource(VALID_SPEC, generation=3, created=now)
     move = saga.next_move(new, now)
     assert isinstance(move, saga.Advance)
     status = move.status

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from korder.domain import saga
+from korder.domain import conditions, saga, steps
 from korder.domain.order import (
     HISTORY_LIMIT,
     Carrier,
     FulfillmentRequest,
+    Order,
     OrderSpec,
     OrderStatus,
     Phase,
 )
-from korder.domain.saga import Action
+from korder.outcomes import Deferred, Failed, Outcome, Rejected, Succeeded
+from tests.support.orders import resource
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 POLICY = saga.Policy(deadline=timedelta(seconds=60))
@@ -30,26 +32,42 @@ SPEC = OrderSpec.model_validate(
         "paymentMethod": "credit_card",
     }
 )
-IDS = {
-    Action.RESERVE_INVENTORY: {"reservationId": "res-1"},
-    Action.CAPTURE_PAYMENT: {"paymentId": "pay-1"},
-    Action.SHIP: {"carrier": "EXPRESS", "trackingNumber": "TRK-1"},
+# The calls, by the names the saga's table gives them.
+RESERVE, CAPTURE, SHIP = steps.RESERVE.name, steps.CAPTURE.name, steps.SHIP.name
+RELEASE, REFUND = "release-inventory", "refund-payment"
+ANSWERS = {
+    RESERVE: {"reservationId": "res-1"},
+    CAPTURE: {"paymentId": "pay-1"},
+    SHIP: {"trackingNumber": "TRK-1"},
 }
+READY, RECONCILING, STALLED = conditions.READY, conditions.RECONCILING, conditions.STALLED
+INVENTORY_RESERVED = steps.RESERVE.condition
+PAYMENT_CAPTURED = steps.CAPTURE.condition
+SHIPPED = steps.SHIP.condition
 
-Answer = Callable[[Action, int], saga.Outcome]
+Answer = Callable[[str, int], Outcome]
 
 
-def succeed(action: Action, _attempt: int) -> saga.Outcome:
-    return saga.Succeeded(action, IDS.get(action, {}))
+def succeed(name: str, _attempt: int) -> Outcome:
+    return Succeeded(ANSWERS.get(name, {}))
+
+
+def rejected(detail: str) -> Rejected:
+    return Rejected(409, "refused", detail)
+
+
+def call(name: str) -> saga.Call:
+    """A call of ``name`` as the saga would ask it (apply checks the name only)."""
+    return saga.Call(name, steps.Request("any", "any"))
 
 
 @dataclass
 class Run:
-    """A saga driven to rest: the calls it made and the records it wrote."""
+    """A saga driven to rest: the calls it made and the notes it wrote."""
 
-    order: saga.Order
+    order: Order
     now: datetime = T0
-    calls: list[Action] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)
     records: list[str] = field(default_factory=list)
     writes: int = 0
 
@@ -63,15 +81,15 @@ class Run:
 
     def drive(self, answer: Answer = succeed, limit: int = 200) -> Run:
         """Run moves until Idle; each transient failure lets 10 seconds pass."""
-        attempts: dict[Action, int] = {}
+        attempts: dict[str, int] = {}
         for _ in range(limit):
             move = saga.next_move(self.order, self.now)
             if isinstance(move, saga.Idle):
                 return self
             if isinstance(move, saga.Call):
-                self.calls.append(move.action)
-                attempt = attempts[move.action] = attempts.get(move.action, 0) + 1
-                move = saga.apply(self.order, answer(move.action, attempt), POLICY, self.now)
+                self.calls.append(move.name)
+                attempt = attempts[move.name] = attempts.get(move.name, 0) + 1
+                move = saga.apply(self.order, move, answer(move.name, attempt), POLICY, self.now)
                 if move.retry:
                     self.now += timedelta(seconds=10)
             self._write(move)
@@ -79,12 +97,21 @@ class Run:
 
     def _write(self, move: saga.Advance) -> None:
         self.writes += 1
-        self.records += [r.reason for r in move.records]
-        self.order = replace(self.order, status=move.status)
+        self.records += [n.reason for n in move.notes]
+        assert not saga.illegal_moves(move.status.history or []), "off the phase graph"
+        self.order = self.order.model_copy(update={"status": move.status})
 
     def with_spec(self, **changes: object) -> Run:
         spec = self.order.spec.model_copy(update=changes)
-        self.order = replace(self.order, spec=spec, generation=self.order.generation + 1)
+        meta = self.order.metadata.model_copy(
+            update={"generation": self.order.metadata.generation + 1}
+        )
+        self.order = self.order.model_copy(update={"spec": spec, "metadata": meta})
+        return self
+
+    def deleted(self) -> Run:
+        meta = self.order.metadata.model_copy(update={"deletion_timestamp": self.now})
+        self.order = self.order.model_copy(update={"metadata": meta})
         return self
 
     def condition(self, type_: str) -> tuple[str, str] | None:
@@ -94,8 +121,8 @@ class Run:
         return None
 
 
-def new_order() -> Run:
-    return Run(saga.Order(SPEC, OrderStatus(), generation=1, created_at=T0))
+def new_order(created: datetime = T0) -> Run:
+    return Run(resource(SPEC.model_dump(), created=created))
 
 
 def confirmed() -> Run:
@@ -107,10 +134,6 @@ def fulfil(run: Run) -> Run:
     return run.with_spec(fulfillment=FulfillmentRequest(carrier=Carrier.EXPRESS)).drive()
 
 
-def counts(calls: list[Action]) -> dict[Action, int]:
-    return {a: calls.count(a) for a in Action if calls.count(a)}
-
-
 # --- The happy path -----------------------------------------------------------------
 
 
@@ -120,7 +143,7 @@ def test_happy_path_reaches_confirmed_then_fulfilled() -> None:
     assert run.status.total == "39.98"
     assert run.status.reservation_id == "res-1"
     assert run.status.payment_id == "pay-1"
-    assert run.calls == [Action.RESERVE_INVENTORY, Action.CAPTURE_PAYMENT]
+    assert run.calls == [RESERVE, CAPTURE]
     assert run.records == [
         "OrderAccepted",
         "SagaStarted",
@@ -128,20 +151,20 @@ def test_happy_path_reaches_confirmed_then_fulfilled() -> None:
         "PaymentCaptured",
         "OrderConfirmed",
     ]
-    assert run.condition(saga.READY) == ("True", "Confirmed")
-    assert run.condition(saga.RECONCILING) == ("False", "Confirmed")
-    assert run.condition(saga.STALLED) == ("False", "Confirmed")
-    assert run.condition(saga.INVENTORY_RESERVED) == ("True", "Succeeded")
-    assert run.condition(saga.PAYMENT_CAPTURED) == ("True", "Succeeded")
+    assert run.condition(READY) == ("True", "Confirmed")
+    assert run.condition(RECONCILING) == ("False", "Confirmed")
+    assert run.condition(STALLED) == ("False", "Confirmed")
+    assert run.condition(INVENTORY_RESERVED) == ("True", "Succeeded")
+    assert run.condition(PAYMENT_CAPTURED) == ("True", "Succeeded")
 
     fulfil(run)
     assert run.phase() == Phase.FULFILLED
     assert run.status.shipment is not None
     assert run.status.shipment.tracking_number == "TRK-1"
-    assert run.calls[-1] == Action.SHIP
+    assert run.calls[-1] == SHIP
     assert run.records[-3:] == ["OrderProcessing", "FulfillmentRequested", "OrderFulfilled"]
-    assert run.condition(saga.READY) == ("True", "Fulfilled")
-    assert run.condition(saga.SHIPPED) == ("True", "Succeeded")
+    assert run.condition(READY) == ("True", "Fulfilled")
+    assert run.condition(SHIPPED) == ("True", "Succeeded")
 
 
 def test_confirmed_waits_for_process_and_processing_waits_for_fulfillment() -> None:
@@ -150,14 +173,14 @@ def test_confirmed_waits_for_process_and_processing_waits_for_fulfillment() -> N
     run.with_spec(process_requested=True).drive()
     assert run.phase() == Phase.PROCESSING
     assert isinstance(saga.next_move(run.order, run.now), saga.Idle)
-    assert run.condition(saga.RECONCILING) == ("False", "Processing")
+    assert run.condition(RECONCILING) == ("False", "Processing")
 
 
 def test_conditions_carry_the_generation_they_were_set_for() -> None:
     run = confirmed().with_spec(process_requested=True).drive()
-    assert run.order.generation == 2
+    assert run.order.metadata.generation == 2
     assert run.status.observed_generation == 2
-    ready = next(c for c in run.status.conditions or () if c.type == saga.READY)
+    ready = next(c for c in run.status.conditions or () if c.type == READY)
     assert ready.observed_generation == 2
     # Ready did not change status, so its transition time is the first one.
     assert ready.last_transition_time == "2026-01-01T00:00:00Z"
@@ -167,15 +190,15 @@ def test_conditions_carry_the_generation_they_were_set_for() -> None:
 
 # For each step: the compensations a failure there must run (the steps done before it).
 UNDO_BEFORE = {
-    Action.RESERVE_INVENTORY: [],
-    Action.CAPTURE_PAYMENT: [Action.RELEASE_INVENTORY],
-    Action.SHIP: [Action.REFUND_PAYMENT, Action.RELEASE_INVENTORY],
+    RESERVE: [],
+    CAPTURE: [RELEASE],
+    SHIP: [REFUND, RELEASE],
 }
 
 
-def _drive_to(step: Action, answer: Answer) -> Run:
+def _drive_to(step: str, answer: Answer) -> Run:
     run = new_order().drive(answer)
-    if step == Action.SHIP:
+    if step == SHIP:
         fulfil_answer = answer
         run.with_spec(process_requested=True).drive(fulfil_answer)
         run.with_spec(fulfillment=FulfillmentRequest(carrier=Carrier.STANDARD)).drive(answer)
@@ -183,61 +206,60 @@ def _drive_to(step: Action, answer: Answer) -> Run:
 
 
 @pytest.mark.parametrize("step", list(UNDO_BEFORE))
-def test_permanent_failure_compensates_exactly_the_completed_steps(step: Action) -> None:
-    def answer(action: Action, attempt: int) -> saga.Outcome:
-        if action == step:
-            return saga.Rejected(action, "no")
-        return succeed(action, attempt)
+def test_permanent_failure_compensates_exactly_the_completed_steps(step: str) -> None:
+    def answer(name: str, attempt: int) -> Outcome:
+        if name == step:
+            return rejected("no")
+        return succeed(name, attempt)
 
     run = _drive_to(step, answer)
     assert run.phase() == Phase.FAILED
-    assert run.status.failure_reason == "no"
+    assert run.status.failure_reason == "refused: no"
     assert run.calls.count(step) == 1, "a permanent failure is not retried"
     assert run.calls[run.calls.index(step) + 1 :] == UNDO_BEFORE[step]
     assert run.records[-1] == "OrderFailed"
-    assert run.condition(saga.STALLED) == ("True", "OrderFailed")
-    assert run.condition(saga.READY) == ("False", "Failed")
-    undone = {saga.INVENTORY_RESERVED, saga.PAYMENT_CAPTURED} & {
+    assert run.condition(STALLED) == ("True", "OrderFailed")
+    assert run.condition(READY) == ("False", "Failed")
+    undone = {INVENTORY_RESERVED, PAYMENT_CAPTURED} & {
         c.type for c in run.status.conditions or () if c.reason == "Compensated"
     }
     assert len(undone) == len(UNDO_BEFORE[step])
 
 
 @pytest.mark.parametrize("step", list(UNDO_BEFORE))
-def test_transient_failure_retries_the_same_step_then_goes_on(step: Action) -> None:
-    def answer(action: Action, attempt: int) -> saga.Outcome:
-        if action == step and attempt <= 3:
-            return saga.Failed(action, "503")
-        return succeed(action, attempt)
+def test_transient_failure_retries_the_same_step_then_goes_on(step: str) -> None:
+    def answer(name: str, attempt: int) -> Outcome:
+        if name == step and attempt <= 3:
+            return Failed("503")
+        return succeed(name, attempt)
 
     run = _drive_to(step, answer)
-    assert run.phase() == (Phase.FULFILLED if step == Action.SHIP else Phase.CONFIRMED)
+    assert run.phase() == (Phase.FULFILLED if step == SHIP else Phase.CONFIRMED)
     assert run.calls.count(step) == 4
-    assert Action.REFUND_PAYMENT not in run.calls
-    assert Action.RELEASE_INVENTORY not in run.calls
+    assert REFUND not in run.calls
+    assert RELEASE not in run.calls
 
 
 def test_a_retrying_step_says_why_in_its_condition() -> None:
     run = _run_until(Phase.RESERVING_INVENTORY, marked=True)
-    failed = saga.Failed(Action.RESERVE_INVENTORY, "connection refused")
-    move = saga.apply(run.order, failed, POLICY, T0)
+    move = saga.apply(run.order, call(RESERVE), Failed("connection refused"), POLICY, T0)
     assert move.retry
     assert move.status.phase == Phase.RESERVING_INVENTORY
-    cond = next(c for c in move.status.conditions or () if c.type == saga.INVENTORY_RESERVED)
+    cond = next(c for c in move.status.conditions or () if c.type == INVENTORY_RESERVED)
     assert (cond.status, cond.reason) == ("Unknown", "Retrying")
     assert cond.message == "reserve-inventory: connection refused"
-    reconciling = next(c for c in move.status.conditions or () if c.type == saga.RECONCILING)
+    reconciling = next(c for c in move.status.conditions or () if c.type == RECONCILING)
     assert reconciling.status == "True"
 
 
-@pytest.mark.parametrize("step", [Action.RESERVE_INVENTORY, Action.CAPTURE_PAYMENT])
-def test_endless_transient_failure_hits_the_deadline_and_compensates(step: Action) -> None:
+@pytest.mark.parametrize("step", [RESERVE, CAPTURE])
+def test_endless_transient_failure_hits_the_deadline_and_compensates(step: str) -> None:
     down = {step}
 
-    def answer(action: Action, attempt: int) -> saga.Outcome:
-        if action in down:
-            return saga.Failed(action, "timeout")
-        return succeed(action, attempt)
+    def answer(name: str, attempt: int) -> Outcome:
+        if name in down:
+            return Failed("timeout")
+        return succeed(name, attempt)
 
     run = new_order()
     # The participant comes back for the compensation only: stop at Compensating first.
@@ -246,8 +268,8 @@ def test_endless_transient_failure_hits_the_deadline_and_compensates(step: Actio
         if run.status.phase == Phase.COMPENSATING:
             break
         if isinstance(move, saga.Call):
-            run.calls.append(move.action)
-            move = saga.apply(run.order, answer(move.action, 1), POLICY, run.now)
+            run.calls.append(move.name)
+            move = saga.apply(run.order, move, answer(move.name, 1), POLICY, run.now)
             run.now += timedelta(seconds=10)
         assert isinstance(move, saga.Advance)
         run._write(move)
@@ -261,74 +283,77 @@ def test_endless_transient_failure_hits_the_deadline_and_compensates(step: Actio
     # The step in doubt is settled (replayed) and then undone, like the ones before it.
     assert run.calls[-len(UNDO_BEFORE[step]) - 2 :][0] == step
     expected_undo = [*UNDO_BEFORE[step]]
-    expected_undo.insert(0, saga.COMPENSATIONS[0 if step == Action.CAPTURE_PAYMENT else 1].action)
+    undo_of_step = {CAPTURE: REFUND, RESERVE: RELEASE}[step]
+    expected_undo.insert(0, undo_of_step)
     assert run.calls[-len(expected_undo) :] == expected_undo
 
 
 def test_the_deadline_counts_from_the_start_of_the_saga_not_the_creation() -> None:
     # Created an hour ago (the operator was down), started now: the full time is left.
-    run = Run(saga.Order(SPEC, OrderStatus(), 1, created_at=T0 - timedelta(hours=1)))
-    run = _run_until_marked(run)
-    late = saga.apply(run.order, saga.Failed(Action.RESERVE_INVENTORY, "503"), POLICY, T0)
+    run = _run_until_marked(new_order(created=T0 - timedelta(hours=1)))
+    late = saga.apply(run.order, call(RESERVE), Failed("503"), POLICY, T0)
     assert late.retry
     assert late.status.phase == Phase.RESERVING_INVENTORY
     later = T0 + POLICY.deadline
-    failed = saga.apply(run.order, saga.Failed(Action.RESERVE_INVENTORY, "503"), POLICY, later)
+    failed = saga.apply(run.order, call(RESERVE), Failed("503"), POLICY, later)
     assert failed.status.phase == Phase.COMPENSATING
 
 
 def _run_until_marked(run: Run) -> Run:
-    while not isinstance(saga.next_move(run.order, run.now), saga.Call):
+    """Write the saga's moves until it asks for its first call (a bounded number of them)."""
+    for _ in range(10):
         move = saga.next_move(run.order, run.now)
+        if isinstance(move, saga.Call):
+            return run
         assert isinstance(move, saga.Advance)
         run._write(move)
-    return run
+    raise AssertionError("the saga never asked for a call")
 
 
 def test_an_open_breaker_defers_but_never_fails_the_order() -> None:
-    def answer(action: Action, attempt: int) -> saga.Outcome:
-        if attempt <= 50:
-            return saga.Deferred(action, "inventory circuit open")
-        return succeed(action, attempt)
+    deferrals = 50  # 50 x 10 s: far longer than the 60 s deadline
 
-    run = new_order()
-    saga_calls = 0
-    while run.status.phase != Phase.CONFIRMED and saga_calls < 200:
-        saga_calls += 1
-        move = saga.next_move(run.order, run.now)
-        if isinstance(move, saga.Call):
-            move = saga.apply(run.order, answer(move.action, saga_calls), POLICY, run.now)
-            run.now += timedelta(seconds=10)  # 500 s: well past the deadline
-            if saga_calls <= 50:
-                assert move.retry
-        assert isinstance(move, saga.Advance)
-        run._write(move)
-        if saga_calls == 10:
-            assert run.condition(saga.INVENTORY_RESERVED) == ("Unknown", "CircuitOpen")
-            assert run.phase() == Phase.RESERVING_INVENTORY
+    def answer(name: str, attempt: int) -> Outcome:
+        if name == RESERVE and attempt <= deferrals:
+            return Deferred("inventory circuit open", retry_after=10.0)
+        return succeed(name, attempt)
+
+    run = new_order().drive(answer, limit=deferrals + 20)
     assert run.phase() == Phase.CONFIRMED
+    assert run.calls.count(RESERVE) == deferrals + 1
+    assert "DeadlineExceeded" not in run.records
+
+
+def test_a_deferred_step_says_so_in_its_condition() -> None:
+    run = _run_until(Phase.RESERVING_INVENTORY, marked=True)
+    deferred = Deferred("inventory circuit open", retry_after=10.0)
+    move = saga.apply(run.order, call(RESERVE), deferred, POLICY, T0 + timedelta(hours=1))
+    assert move.retry
+    assert move.status.phase == Phase.RESERVING_INVENTORY
+    run._write(move)
+    assert run.condition(INVENTORY_RESERVED) == ("Unknown", "CircuitOpen")
 
 
 def test_compensation_never_gives_up_and_stalls_past_the_deadline() -> None:
-    def answer(action: Action, attempt: int) -> saga.Outcome:
-        if action == Action.CAPTURE_PAYMENT:
-            return saga.Rejected(action, "declined")
-        if action == Action.RELEASE_INVENTORY and attempt <= 10:
-            return saga.Failed(action, "503")
-        return succeed(action, attempt)
+    def answer(name: str, attempt: int) -> Outcome:
+        if name == CAPTURE:
+            return rejected("declined")
+        if name == RELEASE and attempt <= 10:
+            return Failed("503")
+        return succeed(name, attempt)
 
     run = new_order()
     run.drive(answer)
     assert run.phase() == Phase.FAILED
-    assert run.calls.count(Action.RELEASE_INVENTORY) == 11
-    assert run.calls.count(Action.RESERVE_INVENTORY) == 1, "a retried undo is not in doubt"
+    assert run.calls.count(RELEASE) == 11
+    assert run.calls.count(RESERVE) == 1, "a retried undo is not in doubt"
     assert "CompensationRetrying" not in {c.reason for c in run.status.conditions or ()}
 
     stuck = new_order()
     with pytest.raises(AssertionError, match="did not come to rest"):
-        stuck.drive(lambda a, n: answer(a, 1 if a != Action.RELEASE_INVENTORY else 0))
+        stuck.drive(lambda a, n: answer(a, 1 if a != RELEASE else 0))
     assert stuck.phase() == Phase.COMPENSATING
-    assert stuck.condition(saga.STALLED) == ("True", "CompensationRetrying")
+    assert stuck.condition(STALLED) == ("True", "CompensationRetrying")
 
 
 # --- Cancellation at every phase ----------------------------------------------------
@@ -348,8 +373,8 @@ def _run_until(phase: Phase | None, marked: bool) -> Run:
             run.with_spec(process_requested=True)
             continue
         if isinstance(move, saga.Call):
-            run.calls.append(move.action)
-            move = saga.apply(run.order, succeed(move.action, 1), POLICY, run.now)
+            run.calls.append(move.name)
+            move = saga.apply(run.order, move, succeed(move.name, 1), POLICY, run.now)
         run._write(move)
     raise AssertionError(f"never reached {phase}")
 
@@ -359,27 +384,27 @@ CANCEL_CASES = [
     (None, False, []),
     (Phase.PENDING, False, []),
     (Phase.RESERVING_INVENTORY, False, []),
-    (Phase.RESERVING_INVENTORY, True, [Action.RESERVE_INVENTORY, Action.RELEASE_INVENTORY]),
-    (Phase.PROCESSING_PAYMENT, False, [Action.RELEASE_INVENTORY]),
+    (Phase.RESERVING_INVENTORY, True, [RESERVE, RELEASE]),
+    (Phase.PROCESSING_PAYMENT, False, [RELEASE]),
     (
         Phase.PROCESSING_PAYMENT,
         True,
-        [Action.CAPTURE_PAYMENT, Action.REFUND_PAYMENT, Action.RELEASE_INVENTORY],
+        [CAPTURE, REFUND, RELEASE],
     ),
-    (Phase.CONFIRMED, False, [Action.REFUND_PAYMENT, Action.RELEASE_INVENTORY]),
-    (Phase.PROCESSING, False, [Action.REFUND_PAYMENT, Action.RELEASE_INVENTORY]),
+    (Phase.CONFIRMED, False, [REFUND, RELEASE]),
+    (Phase.PROCESSING, False, [REFUND, RELEASE]),
 ]
 
 
 @pytest.mark.parametrize(("phase", "marked", "undo"), CANCEL_CASES)
 @pytest.mark.parametrize("deleting", [False, True], ids=["cancel", "delete"])
 def test_cancellation_compensates_what_happened_or_may_have(
-    phase: Phase | None, marked: bool, undo: list[Action], deleting: bool
+    phase: Phase | None, marked: bool, undo: list[str], deleting: bool
 ) -> None:
     run = _run_until(phase, marked)
     before = len(run.calls)
     if deleting:
-        run.order = replace(run.order, deleting=True)
+        run.deleted()
     else:
         run.with_spec(cancel_requested=True)
     run.drive()
@@ -387,22 +412,22 @@ def test_cancellation_compensates_what_happened_or_may_have(
     assert run.calls[before:] == undo
     assert run.records[-1] == "OrderCancelled"
     assert "CancellationRequested" in run.records
-    assert run.condition(saga.READY) == ("False", "Cancelled")
-    assert run.condition(saga.STALLED) == ("False", "Cancelled")
+    assert run.condition(READY) == ("False", "Cancelled")
+    assert run.condition(STALLED) == ("False", "Cancelled")
 
 
 def test_cancel_in_doubt_step_that_was_never_done_undoes_nothing() -> None:
     run = _run_until(Phase.RESERVING_INVENTORY, marked=True).with_spec(cancel_requested=True)
-    run.drive(lambda a, n: saga.Rejected(a, "out of stock"))
+    run.drive(lambda a, n: rejected("out of stock"))
     assert run.phase() == Phase.CANCELLED
-    assert run.calls == [Action.RESERVE_INVENTORY]
-    assert run.condition(saga.INVENTORY_RESERVED) == ("False", "Rejected")
+    assert run.calls == [RESERVE]
+    assert run.condition(INVENTORY_RESERVED) == ("False", "Rejected")
 
 
 @pytest.mark.parametrize("where", ["shipping", "fulfilled", "failed"])
 def test_too_late_to_cancel_is_said_once_and_changes_nothing(where: str) -> None:
     if where == "failed":
-        run = new_order().drive(lambda a, n: saga.Rejected(a, "out of stock"))
+        run = new_order().drive(lambda a, n: rejected("out of stock"))
     else:
         run = confirmed().with_spec(process_requested=True).drive()
         run.with_spec(fulfillment=FulfillmentRequest(carrier=Carrier.OVERNIGHT))
@@ -414,23 +439,21 @@ def test_too_late_to_cancel_is_said_once_and_changes_nothing(where: str) -> None
     assert run.records.count("CancellationRejected") == 1
     expected = Phase.FULFILLED if where != "failed" else phase_before
     assert run.phase() == expected
-    assert Action.REFUND_PAYMENT not in run.calls[len(calls_before) :]
+    assert REFUND not in run.calls[len(calls_before) :]
 
 
 def test_deleting_a_final_order_needs_nothing() -> None:
-    run = fulfil(confirmed())
-    run.order = replace(run.order, deleting=True)
+    run = fulfil(confirmed()).deleted()
     assert isinstance(saga.next_move(run.order, run.now), saga.Idle)
 
 
 def test_deleting_while_compensating_finishes_the_compensation() -> None:
     run = _run_until(Phase.PROCESSING_PAYMENT, marked=True)
-    run._write(saga.apply(run.order, saga.Rejected(Action.CAPTURE_PAYMENT, "declined"), POLICY, T0))
+    run._write(saga.apply(run.order, call(CAPTURE), rejected("declined"), POLICY, T0))
     assert run.phase() == Phase.COMPENSATING
-    run.order = replace(run.order, deleting=True)
-    run.drive()
+    run.deleted().drive()
     assert run.phase() == Phase.FAILED
-    assert run.calls[-1] == Action.RELEASE_INVENTORY
+    assert run.calls[-1] == RELEASE
 
 
 # --- The same event twice -----------------------------------------------------------
@@ -439,23 +462,23 @@ def test_deleting_while_compensating_finishes_the_compensation() -> None:
 @pytest.mark.parametrize(
     "outcome",
     [
-        saga.Succeeded(Action.RESERVE_INVENTORY, IDS[Action.RESERVE_INVENTORY]),
-        saga.Rejected(Action.RESERVE_INVENTORY, "out of stock"),
+        Succeeded(ANSWERS[RESERVE]),
+        rejected("out of stock"),
     ],
     ids=["success", "rejection"],
 )
-def test_the_same_outcome_twice_changes_nothing_the_second_time(outcome: saga.Outcome) -> None:
+def test_the_same_outcome_twice_changes_nothing_the_second_time(outcome: Outcome) -> None:
     run = _run_until(Phase.RESERVING_INVENTORY, marked=True)
-    first = saga.apply(run.order, outcome, POLICY, T0)
+    first = saga.apply(run.order, call(RESERVE), outcome, POLICY, T0)
     run._write(first)
-    second = saga.apply(run.order, outcome, POLICY, T0 + timedelta(seconds=1))
+    second = saga.apply(run.order, call(RESERVE), outcome, POLICY, T0 + timedelta(seconds=1))
     assert second.status == run.status
-    assert second.records == ()
+    assert second.notes == ()
 
 
 def test_a_late_answer_for_another_step_changes_nothing() -> None:
     run = confirmed()
-    late = saga.apply(run.order, saga.Failed(Action.RESERVE_INVENTORY, "timeout"), POLICY, T0)
+    late = saga.apply(run.order, call(RESERVE), Failed("timeout"), POLICY, T0)
     assert late.status == run.status
     assert not late.retry
 
@@ -466,7 +489,7 @@ def test_a_spec_change_with_nothing_to_do_is_still_observed() -> None:
     run.drive()
     assert run.writes == writes + 1
     assert run.status.observed_generation == 2
-    ready = next(c for c in run.status.conditions or () if c.type == saga.READY)
+    ready = next(c for c in run.status.conditions or () if c.type == READY)
     assert ready.observed_generation == 2
     assert isinstance(saga.next_move(run.order, run.now), saga.Idle)
 
@@ -485,15 +508,18 @@ def test_the_same_spec_seen_twice_makes_no_second_call() -> None:
 
 
 def test_idempotency_key_is_per_order_and_step() -> None:
-    keys = {saga.idempotency_key(u, a) for u, a in itertools.product(["u1", "u2"], Action)}
-    assert len(keys) == 2 * len(Action)
-    assert saga.idempotency_key("u1", Action.CAPTURE_PAYMENT) == "u1/capture-payment"
+    names = [s.name for s in steps.STEPS] + [c.name for _, c in steps.COMPENSATIONS]
+    keys = {steps.idempotency_key(u, n) for u, n in itertools.product(["u1", "u2"], names)}
+    assert len(keys) == 2 * len(names)
+    assert steps.idempotency_key("u1", CAPTURE) == "u1/capture-payment"
 
 
 def test_history_is_bounded_and_keeps_the_newest() -> None:
     run = confirmed()
-    full = [run.status.history[0]] * HISTORY_LIMIT  # type: ignore[index]
-    run.order = replace(run.order, status=run.status.model_copy(update={"history": full}))
+    full = [run.status.history[-1]] * HISTORY_LIMIT  # type: ignore[index]
+    run.order = run.order.model_copy(
+        update={"status": run.status.model_copy(update={"history": full})}
+    )
     run.with_spec(process_requested=True).drive()
     history = run.status.history or []
     assert len(history) == HISTORY_LIMIT
@@ -501,6 +527,6 @@ def test_history_is_bounded_and_keeps_the_newest() -> None:
 
 
 def test_compensations_run_in_reverse_order_of_their_steps() -> None:
-    undone = [c.undoes for c in saga.COMPENSATIONS]
-    forward = [s for s in saga.STEPS if s in undone]
+    undone = [step for step, _ in steps.COMPENSATIONS]
+    forward = [s for s in steps.STEPS if s in undone]
     assert undone == list(reversed(forward))

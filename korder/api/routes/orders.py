@@ -11,12 +11,12 @@ concurrent write (a twin, the operator) got there first.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from korder.api import idempotency, rules, waiting
+from korder.api import idempotency, waiting
 from korder.api.deps import AppSettings, IdempotencyKey, Kube, OrderId, Wait, Write, WriteContext
 from korder.api.history import merge
 from korder.api.problems import Problem, documented
@@ -28,7 +28,9 @@ from korder.api.schemas import (
     OrderView,
     UpdateOrder,
 )
-from korder.domain.order import Customer, OrderSpec, Phase
+from korder.domain import actions, rules
+from korder.domain.actions import Action
+from korder.domain.order import Carrier, Customer, Order, OrderSpec, Phase
 from korder.kube import orders
 
 router = APIRouter(prefix="/orders", tags=["orders"])
@@ -67,20 +69,20 @@ def _not_found(order_id: str) -> Problem:
     return Problem(404, "order-not-found", "Order not found", f"There is no order {order_id!r}.")
 
 
-async def _read(kube: Kube, order_id: str) -> dict[str, Any]:
+async def _read(kube: Kube, order_id: str) -> Order:
     try:
         return await orders.get(kube, order_id)
     except orders.NotFound as exc:
         raise _not_found(order_id) from exc
 
 
-def _etag(order: dict[str, Any]) -> str:
-    return f'"{order["metadata"]["resourceVersion"]}"'
+def _etag(order: Order) -> str:
+    return f'"{order.metadata.resource_version}"'
 
 
 def _answer(
     response: Response,
-    order: dict[str, Any],
+    order: Order,
     *,
     status: int,
     replayed: bool = False,
@@ -92,7 +94,7 @@ def _answer(
         response.headers[idempotency.REPLAYED_HEADER] = "true"
     if waited is not None:
         response.headers.update(waiting.applied(waited))
-    return OrderView.from_resource(order)
+    return OrderView.of(order)
 
 
 @router.post(
@@ -117,17 +119,17 @@ async def create_order(
     spec = body.to_spec()
     replayed = False
     if key is None:
-        order = await orders.create(kube, orders.manifest(spec, generate_name="ord-"))
+        order = await orders.create(kube, spec, generate_name="ord-")
     else:
         order, replayed = await _create_once(kube, spec, key)
     if wait is not None:
-        order = await waiting.until_settled(kube, order, rules.Action.CREATE, wait)
+        order = await waiting.until_settled(kube, order, Action.CREATE, wait)
     view = _answer(response, order, status=201, replayed=replayed, waited=wait)
     response.headers["Location"] = f"/orders/{view.id}"
     return view
 
 
-async def _create_once(kube: Kube, spec: OrderSpec, key: str) -> tuple[dict[str, Any], bool]:
+async def _create_once(kube: Kube, spec: OrderSpec, key: str) -> tuple[Order, bool]:
     """Create the order named by ``key``, or find the one an earlier request made.
 
     Returns the order and whether it is a replay; 422/409 from :func:`check_created`.
@@ -136,12 +138,10 @@ async def _create_once(kube: Kube, spec: OrderSpec, key: str) -> tuple[dict[str,
         "POST", "/orders", spec.model_dump(mode="json", by_alias=True)
     )
     name = idempotency.resource_name(key)
-    manifest = orders.manifest(
-        spec, name=name, annotations=idempotency.create_annotations(key, fingerprint)
-    )
+    annotations = idempotency.create_annotations(key, fingerprint)
     for _ in range(_ATTEMPTS):
         try:
-            return await orders.create(kube, manifest), False
+            return await orders.create(kube, spec, name=name, annotations=annotations), False
         except orders.AlreadyExists:
             pass
         try:
@@ -210,7 +210,7 @@ async def list_orders(
         ) from exc
     return OrderList.model_validate(
         {
-            "orders": [OrderView.from_resource(o) for o in page.items],
+            "orders": [OrderView.of(o) for o in page.items],
             "continue": page.continue_token,
         }
     )
@@ -236,7 +236,7 @@ async def get_order(order_id: OrderId, kube: Kube, response: Response) -> OrderV
 async def list_order_events(order_id: OrderId, kube: Kube) -> OrderEvents:
     """The order's history, oldest first: status.history merged with its Kubernetes Events."""
     order = await _read(kube, order_id)
-    events = await orders.events_of(kube, order["metadata"]["uid"])
+    events = await orders.events_of(kube, order.metadata.uid)
     return OrderEvents(order_id=order_id, events=merge(order, events))
 
 
@@ -251,23 +251,22 @@ async def update_order(
 ) -> OrderView:
     """Replace the addresses and notes, until fulfilment; the immutable fields stay."""
 
-    def changes(order: dict[str, Any]) -> dict[str, Any]:
-        current = order.get("spec") or {}
-        changed = [k for k, v in body.immutables().items() if current.get(k) != v]
-        if changed:
+    def changed(order: Order) -> OrderSpec:
+        refused = body.changed_immutables(order.spec)
+        if refused:
             raise Problem(
                 422,
                 "immutable-field",
                 "Immutable field changed",
-                f"These fields cannot change once the order is created: {', '.join(changed)}.",
-                errors=[{"field": k, "message": "cannot change"} for k in changed],
+                f"These fields cannot change once the order is created: {', '.join(refused)}.",
+                errors=[{"field": k, "message": "cannot change"} for k in refused],
             )
-        return body.changes()
+        return body.applied_to(order.spec)
 
     payload = body.model_dump(mode="json", by_alias=True)
     # Nothing of the saga answers a change of address: Prefer: wait does not apply.
     order, status, replayed = await _act(
-        write, order_id, rules.Action.UPDATE, changes, body=payload, status=200
+        write, order_id, Action.UPDATE, changed, body=payload, status=200
     )
     return _answer(response, order, status=status, replayed=replayed)
 
@@ -281,7 +280,7 @@ async def update_order(
 )
 async def cancel_order(order_id: OrderId, write: Write, response: Response) -> OrderView:
     """Cancel: the saga compensates what it did; the resource stays, for the record."""
-    return await _action(write, response, order_id, rules.Action.CANCEL, {"cancelRequested": True})
+    return await _action(write, response, order_id, Action.CANCEL, body={"cancelRequested": True})
 
 
 @router.post(
@@ -293,9 +292,7 @@ async def cancel_order(order_id: OrderId, write: Write, response: Response) -> O
 )
 async def process_order(order_id: OrderId, write: Write, response: Response) -> OrderView:
     """Confirmed -> Processing."""
-    return await _action(
-        write, response, order_id, rules.Action.PROCESS, {"processRequested": True}
-    )
+    return await _action(write, response, order_id, Action.PROCESS, body={"processRequested": True})
 
 
 @router.post(
@@ -309,13 +306,13 @@ async def fulfill_order(
     order_id: OrderId, body: Fulfil, write: Write, response: Response
 ) -> OrderView:
     """Processing -> Fulfilled with a carrier; the shipment appears in the order."""
-    carrier = str(body.carrier)
+    carrier = Carrier(body.carrier)
     return await _action(
         write,
         response,
         order_id,
-        rules.Action.FULFILL,
-        {"fulfillment": {"carrier": carrier}},
+        Action.FULFILL,
+        body={"fulfillment": {"carrier": str(carrier)}},
         carrier=carrier,
     )
 
@@ -324,12 +321,18 @@ async def _action(
     write: WriteContext,
     response: Response,
     order_id: str,
-    action: rules.Action,
-    spec_patch: dict[str, Any],
-    carrier: str | None = None,
+    action: Action,
+    *,
+    body: Mapping[str, object],
+    carrier: Carrier | None = None,
 ) -> OrderView:
+    """An action that a saga stage waits for: ask for it in the spec, and maybe wait."""
+
+    def asked(order: Order) -> OrderSpec:
+        return actions.request(action, order.spec, carrier)
+
     order, status, replayed = await _act(
-        write, order_id, action, lambda _: spec_patch, body=spec_patch, status=202, carrier=carrier
+        write, order_id, action, asked, body=body, status=202, carrier=carrier
     )
     if write.wait is not None:
         order = await waiting.until_settled(write.kube, order, action, write.wait)
@@ -339,14 +342,18 @@ async def _action(
 async def _act(
     write: WriteContext,
     order_id: str,
-    action: rules.Action,
-    spec_patch: Callable[[dict[str, Any]], dict[str, Any]],
+    action: Action,
+    change: Callable[[Order], OrderSpec],
     *,
-    body: Any,
+    body: object,
     status: int,
-    carrier: str | None = None,
-) -> tuple[dict[str, Any], int, bool]:
-    """Do ``action`` once: (the order after it, the status code, whether it was a replay)."""
+    carrier: Carrier | None = None,
+) -> tuple[Order, int, bool]:
+    """Do ``action`` once: (the order after it, the status code, whether it was a replay).
+
+    ``body`` is the request as the client sent it (for the key's fingerprint);
+    ``change`` makes the new spec from the order as it is read.
+    """
     kube, key, if_match = write.kube, write.key, write.if_match
     fingerprint = idempotency.fingerprint(action, "/orders/{order_id}", body) if key else ""
     for _ in range(_ATTEMPTS):
@@ -365,16 +372,14 @@ async def _act(
         reason = rules.refusal(action, order, carrier)
         if reason:
             raise Problem(409, "wrong-phase", "Wrong phase for this action", reason)
-        metadata: dict[str, Any] = {"resourceVersion": order["metadata"]["resourceVersion"]}
+        annotations: dict[str, str] = {}
         if key:
             record = idempotency.Record(key, fingerprint, status)
-            metadata["annotations"] = idempotency.records_annotation(
+            annotations = idempotency.records_annotation(
                 order, record, write.settings.idempotency_record_limit
             )
         try:
-            patched = await orders.patch(
-                kube, order_id, {"metadata": metadata, "spec": spec_patch(order)}
-            )
+            patched = await orders.update(kube, order, change(order), annotations)
         except orders.Conflict:
             continue  # someone wrote first (a twin, the operator): decide again on what is now
         except orders.NotFound as exc:
@@ -389,7 +394,7 @@ async def _act(
     )
 
 
-def _matches(if_match: str, order: dict[str, Any]) -> bool:
+def _matches(if_match: str, order: Order) -> bool:
     """If-Match as RFC 9110 has it: '*' or a list of strong entity tags."""
     tags = [tag.strip() for tag in if_match.split(",")]
     return "*" in tags or _etag(order) in tags

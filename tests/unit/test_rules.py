@@ -1,4 +1,4 @@
-"""Which action each phase allows, and which phases end a wait (korder.api.rules)."""
+"""Which action each phase allows, and which phases end a wait (korder.domain.rules)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,16 @@ from typing import Any
 
 import pytest
 
-from korder.api.rules import Action, refusal, settled
-from korder.domain.order import Phase
+from korder.domain.actions import Action
+from korder.domain.order import Carrier, Order, Phase
+from korder.domain.rules import OUTCOMES, refusal, settled
+from tests.support.orders import resource, spec
+
+EXPRESS, OVERNIGHT = Carrier.EXPRESS, Carrier.OVERNIGHT
 
 
-def _order(phase: Phase | None, **spec: Any) -> dict[str, Any]:
-    return {"spec": spec, "status": {"phase": phase} if phase else {}}
+def _order(phase: Phase | None, **changes: Any) -> Order:
+    return resource(spec(**changes), status={"phase": phase} if phase else {})
 
 
 @pytest.mark.parametrize("phase", list(Phase))
@@ -22,7 +26,7 @@ def test_process_only_from_confirmed(phase: Phase) -> None:
 
 @pytest.mark.parametrize("phase", list(Phase))
 def test_fulfil_only_from_processing(phase: Phase) -> None:
-    allowed = refusal(Action.FULFILL, _order(phase), "EXPRESS") is None
+    allowed = refusal(Action.FULFILL, _order(phase), EXPRESS) is None
     assert allowed == (phase is Phase.PROCESSING)
 
 
@@ -42,14 +46,14 @@ def test_a_requested_fulfilment_stops_updates_and_cancellation() -> None:
     shipping = _order(Phase.PROCESSING, fulfillment={"carrier": "EXPRESS"})
     assert refusal(Action.UPDATE, shipping)
     assert refusal(Action.CANCEL, shipping)
-    assert refusal(Action.FULFILL, shipping, "EXPRESS") is None, "the same request again"
-    assert refusal(Action.FULFILL, shipping, "OVERNIGHT")
+    assert refusal(Action.FULFILL, shipping, EXPRESS) is None, "the same request again"
+    assert refusal(Action.FULFILL, shipping, OVERNIGHT)
 
 
 def test_a_requested_cancellation_stops_the_other_actions() -> None:
     cancelling = _order(Phase.CONFIRMED, cancelRequested=True)
     for action in (Action.UPDATE, Action.PROCESS, Action.FULFILL):
-        assert refusal(action, cancelling, "EXPRESS"), action
+        assert refusal(action, cancelling, EXPRESS), action
     assert refusal(Action.CANCEL, cancelling) is None
 
 
@@ -75,3 +79,10 @@ def test_an_order_without_a_phase_is_pending() -> None:
 )
 def test_settled(action: Action, phase: Phase, done: bool) -> None:
     assert settled(action, _order(phase)) is done
+
+
+def test_every_action_a_stage_waits_for_is_answered_by_a_later_phase() -> None:
+    for action, phases in OUTCOMES.items():
+        assert {Phase.FAILED, Phase.CANCELLED} <= phases, action
+    assert Phase.CONFIRMED not in OUTCOMES[Action.PROCESS]
+    assert Phase.PROCESSING not in OUTCOMES[Action.FULFILL]

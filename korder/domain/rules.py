@@ -1,0 +1,89 @@
+"""Which client action an order's state allows, and which phases answer it.
+
+Called by the facade's routes before they write an action into the spec, on the
+order as the write's resourceVersion saw it, so the check and the write are one
+decision. The operator enforces the saga itself; these rules give the client a 409
+with a reason instead of an order that silently ignores its request. Everything
+here reads from the saga's table (:mod:`.steps`): which stage waits for which
+action, which phases a cancellation may interrupt. Pure code, tested without a
+cluster.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from korder.domain import steps
+from korder.domain.actions import Action, requested
+from korder.domain.order import Carrier, Order, Phase
+
+#: The end of a saga that did not go the happy way: it answers every action.
+_ENDS: Final = frozenset({Phase.FAILED, Phase.CANCELLED})
+
+
+def _answered_by(action: Action) -> frozenset[Phase]:
+    stage = steps.stage_waiting_for(action)
+    assert stage is not None, f"no stage waits for {action}"
+    return steps.after(stage.then) | _ENDS
+
+
+def _first_wait() -> Phase:
+    return next(s.phase for s in steps.SAGA if s.waits_for is not None)
+
+
+#: The phases that answer an action: a ``Prefer: wait`` ends when the order reaches one.
+OUTCOMES: Final[dict[Action, frozenset[Phase]]] = {
+    # A new order is answered once the saga needs the client again (Confirmed) or ended.
+    Action.CREATE: steps.after(_first_wait()) | _ENDS,
+    Action.PROCESS: _answered_by(Action.PROCESS),
+    Action.FULFILL: _answered_by(Action.FULFILL),
+    Action.CANCEL: frozenset({Phase.CANCELLED}) | steps.TERMINAL,
+}
+
+
+def phase_of(order: Order) -> Phase:
+    """The order's phase; Pending until the operator has written one."""
+    return order.status.phase or Phase.PENDING
+
+
+def refusal(action: Action, order: Order, carrier: Carrier | None = None) -> str | None:
+    """Why ``action`` cannot be done on ``order`` now (a sentence for the client), or None."""
+    spec, phase = order.spec, phase_of(order)
+    if action is Action.UPDATE:
+        if phase in steps.TERMINAL:
+            return f"The order is {phase}; it can no longer be changed."
+        if _irrevocable_requested(order):
+            return "The order is being shipped; its addresses and notes can no longer change."
+        if spec.cancel_requested:
+            return "The order is being cancelled; it can no longer be changed."
+        return None
+    if action is Action.CANCEL:
+        if phase in (Phase.CANCELLING, Phase.CANCELLED) or steps.cancellable(phase, spec):
+            return None  # a cancellation, or the same one again
+        if phase in (Phase.COMPENSATING, Phase.FAILED):
+            return f"The order is {phase}: its steps are undone already; nothing to cancel."
+        return "The order is fulfilled or being shipped; it can no longer be cancelled."
+    stage = steps.stage_waiting_for(action)
+    if stage is None:
+        return None  # create: nothing to refuse on an order that is not there yet
+    if spec.cancel_requested:
+        return f"The order is being cancelled; it cannot be {action.done}."
+    if phase != stage.phase:
+        return f"Only a {stage.phase} order can be {action.done}; this one is {phase}."
+    if action is Action.FULFILL and spec.fulfillment and spec.fulfillment.carrier != carrier:
+        carrier_asked = spec.fulfillment.carrier
+        return f"The order's fulfilment was already requested with carrier {carrier_asked}."
+    return None
+
+
+def _irrevocable_requested(order: Order) -> bool:
+    """Whether the client asked for a step that cannot be undone (the shipment)."""
+    return any(
+        s.compensation is None and s.waits_for is not None and requested(s.waits_for, order.spec)
+        for s in steps.STEPS
+    )
+
+
+def settled(action: Action, order: Order) -> bool:
+    """True when the saga has answered ``action``: the order is in one of its outcomes."""
+    return phase_of(order) in OUTCOMES[action]

@@ -1,0 +1,1 @@
+"""Builders and helpers the unit and e2e tests share."""

@@ -1,0 +1,184 @@
+"""One reconciliation turn (korder.operator.reconciling), over a fake store and real participants.
+
+The store stands in for the API server's status subresource: guarded by the
+resourceVersion, like :func:`korder.kube.status_writing.write`. The participants are
+the reference app, served in process, so their ledgers show what was really done.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from korder.domain import saga, steps
+from korder.domain.order import Carrier, FulfillmentRequest, Order, OrderStatus, Phase
+from korder.kube import orders
+from korder.operator import reconciling
+from korder.participant_clients import backoff, calls, circuitbreaker
+from korder.participants.app import create_app
+from korder.settings import Settings
+from tests.support.orders import resource
+
+BASE, CAP, ATTEMPTS = 0.5, 30.0, 3
+
+
+@dataclass
+class Store:
+    """The Order as the API server keeps it; refuses writes decided on an old version."""
+
+    order: Order
+    writes: int = 0
+    attempts: int = 0
+    refuse: set[int] = field(default_factory=set)  # refuse these writes (1 = the first)
+    lose_writes: bool = False  # answer as if written, but keep nothing
+    notes: list[str] = field(default_factory=list)
+
+    async def read(self, _namespace: str, _name: str) -> Order:
+        return self.order
+
+    async def write(self, order: Order, status: OrderStatus) -> Order:
+        self.attempts += 1
+        if self.attempts in self.refuse:
+            self._bump()  # someone else wrote first
+        if order.metadata.resource_version != self.order.metadata.resource_version:
+            raise orders.Conflict("the object has been modified")
+        self.writes += 1
+        if self.lose_writes:
+            return self.order
+        self.order = self.order.model_copy(update={"status": status})
+        self._bump()
+        return self.order
+
+    def _bump(self) -> None:
+        version = str(int(self.order.metadata.resource_version) + 1)
+        meta = self.order.metadata.model_copy(update={"resource_version": version})
+        self.order = self.order.model_copy(update={"metadata": meta})
+
+    def announce(self, _order: Order, note: steps.Note) -> None:
+        self.notes.append(note.reason)
+
+
+@pytest.fixture
+async def participants() -> AsyncIterator[calls.Participants]:
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(Settings())))
+
+    def participant(name: str) -> calls.Participant:
+        breaker = circuitbreaker.CircuitBreaker(name, min_calls=2, reset_timeout=7.0)
+        return calls.Participant(
+            name, f"http://p/{name}", http, breaker, timeout=5, attempts=1, retry_base=BASE
+        )
+
+    names = Settings().participant_urls()
+    yield calls.Participants({name: participant(name) for name in names}, http)
+    await http.aclose()
+
+
+def context(store: Store, participants: calls.Participants) -> reconciling.Context:
+    return reconciling.Context(
+        read=store.read,
+        write=store.write,
+        participants=participants,
+        policy=saga.Policy(deadline=timedelta(minutes=5)),
+        retry_base=BASE,
+        retry_cap=CAP,
+        attempts_per_call=ATTEMPTS,
+        rng=random.Random(3),
+    )
+
+
+async def ledger(participants: calls.Participants, service: str) -> list[dict[str, object]]:
+    entries: list[dict[str, object]] = (
+        await participants.http.get(f"http://p/{service}/ledger")
+    ).json()
+    return entries
+
+
+async def test_a_new_order_is_driven_to_confirmed_and_then_waits(
+    participants: calls.Participants,
+) -> None:
+    store = Store(resource())
+    ctx = context(store, participants)
+    assert await reconciling.reconcile(ctx, store.order, retry=0, announce=store.announce) is None
+    assert store.order.status.phase == Phase.CONFIRMED
+    assert store.notes == [
+        "OrderAccepted",
+        "SagaStarted",
+        "InventoryReserved",
+        "PaymentCaptured",
+        "OrderConfirmed",
+    ]
+    # One write per move: admit, start, mark reserve, reserved, mark capture, captured.
+    assert store.writes == 6
+    assert len(await ledger(participants, "inventory")) == 1
+    assert len(await ledger(participants, "payment")) == 1
+
+
+async def test_a_failing_participant_gives_a_delay_on_the_backoff_curve(
+    participants: calls.Participants,
+) -> None:
+    await participants.http.put("http://p/inventory/faults", json={"unavailable": True})
+    store = Store(resource())
+    ctx = context(store, participants)
+    for retry in (0, 2):
+        delay = await reconciling.reconcile(ctx, store.order, retry=retry, announce=store.announce)
+        assert delay is not None
+        # The step's retries go on from where the call's own attempts ended.
+        bound = min(CAP, BASE * 2 ** (ATTEMPTS + retry))
+        assert bound / 2 <= delay <= bound
+    assert store.order.status.phase == Phase.RESERVING_INVENTORY
+    assert backoff.delay(ATTEMPTS, base=BASE, cap=CAP, rng=random.Random()) <= CAP
+
+
+async def test_an_open_breaker_gives_its_own_delay(participants: calls.Participants) -> None:
+    await participants.http.put("http://p/inventory/faults", json={"unavailable": True})
+    store = Store(resource())
+    ctx = context(store, participants)
+    for retry in range(2):  # two failed calls open the breaker (min_calls=2)
+        await reconciling.reconcile(ctx, store.order, retry=retry, announce=store.announce)
+    delay = await reconciling.reconcile(ctx, store.order, retry=2, announce=store.announce)
+    assert delay is not None
+    # The breaker's reset timeout, plus a little jitter (at most five bases).
+    assert 6.0 <= delay <= 7.0 + BASE * 5
+    condition = next(
+        c for c in store.order.status.conditions or () if c.type == steps.RESERVE.condition
+    )
+    assert condition.reason == "CircuitOpen"
+
+
+async def test_a_refused_write_is_decided_again_and_the_call_replayed(
+    participants: calls.Participants,
+) -> None:
+    store = Store(resource())
+    ctx = context(store, participants)
+    await reconciling.reconcile(ctx, store.order, retry=0, announce=store.announce)
+    asked = store.order.spec.model_copy(
+        update={
+            "process_requested": True,
+            "fulfillment": FulfillmentRequest(carrier=Carrier.EXPRESS),
+        }
+    )
+    store.order = store.order.model_copy(update={"spec": asked})
+    # From Confirmed: write 1 moves to Processing, write 2 marks the shipment
+    # started, then the call; write 3 (the shipment done) is refused.
+    store.attempts, store.refuse = 0, {3}
+    await reconciling.reconcile(ctx, store.order, retry=0, announce=store.announce)
+    assert store.order.status.phase == Phase.FULFILLED
+    assert store.notes.count("OrderFulfilled") == 1
+    # The call was made again after the refusal: a replay, not a second shipment.
+    assert len(await ledger(participants, "shipping")) == 1
+
+
+async def test_a_store_that_keeps_nothing_cannot_make_it_spin(
+    participants: calls.Participants,
+) -> None:
+    store = Store(resource(), lose_writes=True)
+    ctx = context(store, participants)
+    delay = await reconciling.reconcile(ctx, store.order, retry=0, announce=store.announce)
+    # Bounded: after MAX_MOVES it hands back to Kopf (a retry at once), not a loop.
+    assert delay == 0.0
+    assert store.writes == reconciling.MAX_MOVES
