@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx2
 import pytest
+from lightkube import AsyncClient, KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.models.meta_v1 import Status, StatusCause, StatusDetails
 
@@ -67,3 +68,29 @@ def test_the_customer_label_and_the_spec_go_into_the_manifest() -> None:
         "labels": {"korder.dev/customer": "cust-1"},
     }
     assert manifest["spec"]["items"][0]["price"] == "19.99"
+
+
+def test_the_private_request_api_that_paging_relies_on_is_still_there() -> None:
+    # list_page uses the generic client behind AsyncClient (see korder.kube.orders):
+    # a lightkube upgrade that moves it fails here, not in a list of orders.
+    config = KubeConfig.from_dict(
+        {
+            "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+            "users": [{"name": "u", "user": {"token": "t"}}],
+            "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+            "current-context": "x",
+        }
+    )
+    client = AsyncClient(config=config, namespace="shop")
+    generic = client._client
+    for name in ("prepare_request", "build_adapter_request", "send", "raise_for_status"):
+        assert callable(getattr(generic, name)), name
+    params = {"limit": 2, "continue": "tok", "fieldSelector": "status.phase=Confirmed"}
+    request = generic.build_adapter_request(
+        generic.prepare_request("list", orders.OrderResource, params=params)
+    )
+    assert request.method == "GET"
+    assert request.url.path == "/apis/korder.dev/v1alpha1/namespaces/shop/orders"
+    assert request.url.params["continue"] == "tok"
+    assert request.url.params["limit"] == "2"
+    assert request.url.params["fieldSelector"] == "status.phase=Confirmed"
