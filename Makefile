@@ -95,7 +95,7 @@ kind-down: ## Delete the kind cluster.
 ##@ Benchmarks
 
 .PHONY: bench
-bench: bench-apiserver bench-saga ## All performance figures (written to bench-results/).
+bench: bench-apiserver bench-saga bench-failover ## All performance figures (written to bench-results/).
 
 .PHONY: bench-apiserver
 bench-apiserver: controlplane ## The API server's write ceiling on this machine.
@@ -104,6 +104,10 @@ bench-apiserver: controlplane ## The API server's write ceiling on this machine.
 .PHONY: bench-saga
 bench-saga: controlplane ## 100 orders at once through the whole saga: throughput, latency, invariants.
 	$(PY) -m bench.saga
+
+.PHONY: bench-failover
+bench-failover: controlplane ## Two operator replicas, the leader SIGKILLed: how long orders wait.
+	$(PY) -m bench.failover
 
 .PHONY: chaos
 chaos: controlplane ## The saga under CHAOS_MODE (random failures, latency); fails if an invariant breaks.

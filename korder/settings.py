@@ -7,11 +7,13 @@ prefixed ``KORDER_``, except the seed's ``PORT`` and ``CHAOS_MODE``, kept as the
 
 from __future__ import annotations
 
+import os
+import socket
 from decimal import Decimal
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -158,6 +160,44 @@ class Settings(BaseSettings):
     operator_worker_limit: int = Field(
         default=200, ge=1, description="Orders the operator works on at the same time, at most."
     )
+    # Operator replicas elect one leader on a coordination.k8s.io Lease; the others wait.
+    operator_leader_election: bool = Field(
+        default=True, description="Act only while holding the Lease (off: act at once, alone)."
+    )
+    operator_identity: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
+        min_length=1,
+        description="This replica's name in the Lease (the pod's name in a cluster).",
+    )
+    operator_lease_name: str = Field(
+        default="korder-operator", description="The Lease the operator replicas compete for."
+    )
+    operator_lease_namespace: str = Field(
+        default="default", description="The namespace of that Lease (the operator's own)."
+    )
+    operator_lease_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A Lease not renewed for this long may be taken over by another replica.",
+    )
+    operator_renew_deadline_seconds: float = Field(
+        default=7.0,
+        gt=0,
+        description="The leader stops acting when it could not renew for this long "
+        "(shorter than the Lease, so it stops before another may start).",
+    )
+    operator_retry_period_seconds: float = Field(
+        default=2.0, gt=0, description="How often the leader renews and the others look."
+    )
+
+    @model_validator(mode="after")
+    def _leader_stops_before_the_lease_ends(self) -> Settings:
+        if self.operator_renew_deadline_seconds >= self.operator_lease_seconds:
+            raise ValueError(
+                "KORDER_OPERATOR_RENEW_DEADLINE_SECONDS must be shorter than "
+                "KORDER_OPERATOR_LEASE_SECONDS, or two replicas could act at once"
+            )
+        return self
 
 
 @lru_cache(maxsize=1)

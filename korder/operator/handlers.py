@@ -16,7 +16,6 @@ from datetime import timedelta
 from typing import Any, cast
 
 import kopf
-import prometheus_client
 from lightkube import AsyncClient
 
 from korder import constants
@@ -75,11 +74,6 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         attempts_per_call=ours.participant_attempts,
         rng=random.Random(ours.chaos_seed),  # noqa: S311 - jitter, not secrets
     )
-    if ours.operator_metrics_port:
-        server, _thread = prometheus_client.start_http_server(
-            ours.operator_metrics_port, addr=ours.operator_probe_host
-        )
-        memo.metrics_server = server
 
 
 @kopf.on.cleanup()
@@ -87,9 +81,6 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
     context: reconciling.Context = memo.reconciling
     await context.participants.aclose()
     await memo.kube.close()
-    server = getattr(memo, "metrics_server", None)
-    if server is not None:
-        server.shutdown()
 
 
 async def _read(kube: AsyncClient, namespace: str, name: str) -> Order:
