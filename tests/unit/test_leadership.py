@@ -1,0 +1,134 @@
+"""The Lease election (korder.operator.leadership) over an in-memory Lease and a fake clock."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import pytest
+
+from korder.kube import leases, orders
+from korder.operator import leadership
+
+
+@dataclass
+class FakeLease:
+    """One Lease, with the API server's guard: a write must name the version it read."""
+
+    record: leases.Record | None = None
+    version: int = 0
+    failing: bool = False
+
+    async def read(self, *_: object) -> leases.Record | None:
+        if self.failing:
+            raise orders.Unavailable("the API server is down")
+        return self.record
+
+    async def write(
+        self, _client: object, _ns: str, _name: str, record: leases.Record, *, previous: object
+    ) -> leases.Record:
+        if self.failing:
+            raise orders.Unavailable("the API server is down")
+        current = self.record.resource_version if self.record else None
+        seen = previous.resource_version if isinstance(previous, leases.Record) else None
+        if seen != current:
+            raise orders.Conflict("the object has been modified")
+        self.version += 1
+        self.record = dataclasses.replace(record, resource_version=str(self.version))
+        return self.record
+
+    def held_by(self, holder: str) -> None:
+        assert self.record is not None
+        self.version += 1
+        self.record = dataclasses.replace(
+            self.record, holder=holder, resource_version=str(self.version)
+        )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def lease(monkeypatch: pytest.MonkeyPatch) -> FakeLease:
+    fake = FakeLease()
+    monkeypatch.setattr(leases, "read", fake.read)
+    monkeypatch.setattr(leases, "write", fake.write)
+    return fake
+
+
+def elector(identity: str, clock: Clock) -> leadership.Elector:
+    return leadership.Elector(
+        client=None,  # type: ignore[arg-type]  # the fake Lease needs none
+        namespace="ns",
+        name="korder-operator",
+        identity=identity,
+        lease_seconds=10,
+        renew_deadline=7,
+        retry_period=0.001,
+        clock=clock,
+    )
+
+
+async def test_the_first_replica_takes_a_free_lease(lease: FakeLease) -> None:
+    await elector("a", Clock()).acquire()
+    assert lease.record is not None
+    assert (lease.record.holder, lease.record.transitions, lease.record.seconds) == ("a", 1, 10)
+
+
+async def test_a_held_lease_is_taken_only_after_it_stood_still_for_its_duration(
+    lease: FakeLease,
+) -> None:
+    clock = Clock()
+    a, b = elector("a", clock), elector("b", clock)
+    await a.acquire()
+    assert await b._try() == "a"
+    clock.now += 9.9  # the record has not changed for 9.9 s, by b's clock
+    assert await b._try() == "a"
+    await a._try()  # a renews: the record changes ...
+    assert await b._try() == "a"  # ... and b, seeing it, counts from now
+    clock.now += 9.9
+    assert await b._try() == "a"
+    clock.now += 0.2  # 10.1 s without a change
+    assert await b._try() == "b"
+    assert lease.record is not None
+    assert (lease.record.holder, lease.record.transitions) == ("b", 2)
+
+
+async def test_the_leader_stops_when_another_holds_the_lease(lease: FakeLease) -> None:
+    a = elector("a", Clock())
+    await a.acquire()
+    lease.held_by("someone-else")
+    await a.keep()  # returns: a must stop acting
+
+
+async def test_the_leader_stops_when_it_cannot_renew_for_the_deadline(lease: FakeLease) -> None:
+    clock = Clock()
+    a = elector("a", clock)
+    await a.acquire()
+    lease.failing = True
+
+    ticks = 0
+
+    def advancing() -> float:
+        nonlocal ticks
+        ticks += 1
+        return 1000.0 + ticks  # a second passes at every look at the clock
+
+    a.clock = advancing
+    await a.keep()
+    assert 7 <= ticks <= 20, "it gave up at the renew deadline, not before and not never"
+
+
+async def test_a_clean_stop_gives_the_lease_up(lease: FakeLease) -> None:
+    clock = Clock()
+    a, b = elector("a", clock), elector("b", clock)
+    await a.acquire()
+    await a.release()
+    assert lease.record is not None
+    assert lease.record.holder is None
+    assert await b._try() == "b", "no need to wait out the Lease"
