@@ -5,13 +5,14 @@ from KUBEBUILDER_ASSETS), installs the CRD, and runs the real reference
 participants and the real operator process pointed at them. Each test gets its
 own namespace and, when it asks, its own facade process bound to that namespace.
 
+On a failing test the harness prints the operator's, the participants' and the
+facade's log tails and the namespace's Events, the way kubebuilder's e2e does.
+
 Least privilege is proven by use: the session applies exactly ``manifests/rbac``,
 and the operator and every facade authenticate with tokens of their own
 ServiceAccounts (``korder-operator``, ``korder-api`` in ``korder-system``), never as
 the admin. A facade's test namespace gets the RoleBinding to the ``korder-api``
 ClusterRole that a shop creates for each namespace a facade serves.
-On a failing test the harness prints the operator's, the participants' and the
-facade's log tails and the namespace's Events, the way kubebuilder's e2e does.
 
 ``KORDER_E2E_KUBECONFIG`` points the suite at an existing cluster instead (a kind
 cluster on a laptop); KUBECONFIG alone is ignored on purpose, so a developer's
@@ -294,17 +295,22 @@ def bind_api(kubectl: Kubectl, namespace: str) -> str:
     """Grant the facade's ServiceAccount the ``korder-api`` ClusterRole in ``namespace``.
 
     What a shop does for each namespace a facade serves (manifests/rbac binds it in
-    korder-system only). Returns the RoleBinding's name.
+    korder-system only). Returns once the authorizer honours it (it reads RBAC from a
+    cache), so neither a facade's first request nor a test's ``auth can-i`` races it.
     """
+    account = f"{system.SYSTEM_NAMESPACE}:korder-api"
     kubectl(
-        "create",
-        "rolebinding",
-        "korder-api",
-        "-n",
-        namespace,
-        "--clusterrole=korder-api",
-        f"--serviceaccount={system.SYSTEM_NAMESPACE}:korder-api",
-    )
+        "create", "rolebinding", "korder-api", "-n", namespace,
+        "--clusterrole=korder-api", f"--serviceaccount={account}",
+    )  # fmt: skip
+    wait_for(
+        lambda: kubectl(
+            "auth", "can-i", f"--as=system:serviceaccount:{account}",
+            "list", "orders.korder.dev", "-n", namespace, check=False,
+        ).stdout.strip() == "yes",
+        timeout=10,
+        what="the RoleBinding to take effect",
+    )  # fmt: skip
     return "korder-api"
 
 
