@@ -39,6 +39,12 @@ OPERATOR = f"system:serviceaccount:{system.SYSTEM_NAMESPACE}:korder-operator"
 API = f"system:serviceaccount:{system.SYSTEM_NAMESPACE}:korder-api"
 
 
+def test_every_kustomization_is_checked() -> None:
+    found = {str(k.parent.relative_to(MANIFESTS)) for k in MANIFESTS.rglob("kustomization.yaml")}
+    # The participants component cannot be built alone; default includes it.
+    assert found == {*KUSTOMIZATIONS, "participants"}
+
+
 def build(kubectl: Kubectl, folder: Path) -> list[dict[str, Any]]:
     out = kubectl("kustomize", str(folder)).stdout
     return [d for d in yaml.safe_load_all(out) if d]
