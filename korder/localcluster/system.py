@@ -18,10 +18,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from korder.localcluster import binaries, processes
 from korder.localcluster.controlplane import ControlPlane
 
 CRDS = binaries.REPO_ROOT / "crds"
+MANIFESTS = binaries.REPO_ROOT / "manifests"
+#: The namespace manifests/ deploys korder into, where its ServiceAccounts live.
+SYSTEM_NAMESPACE = "korder-system"
 LOCAL_DIR = binaries.REPO_ROOT / ".korder"
 LOCAL_KUBECONFIG = LOCAL_DIR / "kubeconfig"
 
@@ -43,6 +48,48 @@ class Cluster:
         """Apply the CRD and wait until the API server serves it."""
         self.kubectl_run("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
         self.kubectl_run("wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRDS))
+
+    def install_rbac(self) -> None:
+        """Apply korder's namespace and exactly the RBAC of ``manifests/rbac``."""
+        namespace = MANIFESTS / "default" / "namespace.yaml"
+        self.kubectl_run("apply", "--server-side", "-f", str(namespace))
+        self.kubectl_run("apply", "--server-side", "-k", str(MANIFESTS / "rbac"))
+
+    def service_account_kubeconfig(
+        self, name: str, path: Path, namespace: str = SYSTEM_NAMESPACE, duration: str = "12h"
+    ) -> Path:
+        """Write a kubeconfig at ``path`` that authenticates as the ServiceAccount ``name``.
+
+        The token comes from the TokenRequest API, which needs no controller-manager; the
+        server and its CA are the admin kubeconfig's. A component started with it has
+        exactly the rights RBAC gives that ServiceAccount, as it would in a pod.
+        """
+        token = self.kubectl_run(
+            "create", "token", name, "-n", namespace, f"--duration={duration}"
+        ).stdout.strip()
+        admin = yaml.safe_load(self.kubeconfig.read_text())
+        context = next(
+            c["context"] for c in admin["contexts"] if c["name"] == admin["current-context"]
+        )
+        cluster = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
+        user = f"system:serviceaccount:{namespace}:{name}"
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [cluster],
+            "users": [{"name": user, "user": {"token": token}}],
+            "contexts": [
+                {
+                    "name": user,
+                    "context": {"cluster": cluster["name"], "user": user, "namespace": namespace},
+                }
+            ],
+            "current-context": user,
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+        return path
 
 
 @contextlib.contextmanager

@@ -4,8 +4,15 @@ The session starts etcd + kube-apiserver (built from the pinned Go modules, or
 from KUBEBUILDER_ASSETS), installs the CRD, and runs the real reference
 participants and the real operator process pointed at them. Each test gets its
 own namespace and, when it asks, its own facade process bound to that namespace.
+
 On a failing test the harness prints the operator's, the participants' and the
 facade's log tails and the namespace's Events, the way kubebuilder's e2e does.
+
+Least privilege is proven by use: the session applies exactly ``manifests/rbac``,
+and the operator and every facade authenticate with tokens of their own
+ServiceAccounts (``korder-operator``, ``korder-api`` in ``korder-system``), never as
+the admin. A facade's test namespace gets the RoleBinding to the ``korder-api``
+ClusterRole that a shop creates for each namespace a facade serves.
 
 ``KORDER_E2E_KUBECONFIG`` points the suite at an existing cluster instead (a kind
 cluster on a laptop); KUBECONFIG alone is ignored on purpose, so a developer's
@@ -80,6 +87,24 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[system.Cluster
 @pytest.fixture(scope="session")
 def kubectl(cluster: system.Cluster) -> Kubectl:
     return Kubectl(cluster)
+
+
+@dataclass(frozen=True)
+class Identities:
+    """Kubeconfigs of korder's ServiceAccounts, with exactly the RBAC of manifests/rbac."""
+
+    operator: Path
+    api: Path
+
+
+@pytest.fixture(scope="session")
+def identities(cluster: system.Cluster, tmp_path_factory: pytest.TempPathFactory) -> Identities:
+    cluster.install_rbac()
+    folder = tmp_path_factory.mktemp("identities")
+    return Identities(
+        operator=cluster.service_account_kubeconfig("korder-operator", folder / "operator"),
+        api=cluster.service_account_kubeconfig("korder-api", folder / "api"),
+    )
 
 
 def wait_for(
@@ -183,11 +208,13 @@ def participants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Participa
 
 @pytest.fixture(scope="session")
 def operator(
-    cluster: system.Cluster,
+    identities: Identities,
     participants: Participants,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Component]:
     """The operator as a real process, calling the session's participants.
+
+    It authenticates as the ``korder-operator`` ServiceAccount.
 
     Retries and the breakers' reset are short so the tests that wait for them
     finish in seconds; the call timeout is long so a held answer is never
@@ -195,7 +222,7 @@ def operator(
     """
     port, metrics_port = free_port(), free_port()
     env = system.component_env(
-        cluster.kubeconfig,
+        identities.operator,
         KORDER_OPERATOR_PROBE_PORT=str(port),
         KORDER_OPERATOR_METRICS_PORT=str(metrics_port),
         KORDER_INVENTORY_URL=participants.url("inventory"),
@@ -227,19 +254,24 @@ FacadeFactory = Callable[..., Component]
 
 @pytest.fixture
 def start_facade(
-    cluster: system.Cluster, namespace: str, tmp_path: Path
+    kubectl: Kubectl, identities: Identities, namespace: str, tmp_path: Path
 ) -> Iterator[FacadeFactory]:
     """Start a facade in this test's namespace with extra settings (``KORDER_...=value``).
 
-    ``kubeconfig`` points it at another API server; ``healthy=False`` only waits for it
-    to answer at all (for a facade whose API server is down on purpose).
+    It authenticates as the ``korder-api`` ServiceAccount, bound to the shipped
+    ``korder-api`` ClusterRole in this namespace only. ``kubeconfig`` points it at
+    another API server; ``healthy=False`` only waits for it to answer at all (for a
+    facade whose API server is down on purpose).
     """
     started: list[Component] = []
+    bound: list[str] = []
 
     def start(kubeconfig: Path | None = None, healthy: bool = True, **settings: str) -> Component:
+        if not bound:
+            bound.append(bind_api(kubectl, namespace))
         port = free_port()
         env = system.component_env(
-            kubeconfig or cluster.kubeconfig,
+            kubeconfig or identities.api,
             PORT=str(port),
             KORDER_NAMESPACE=namespace,
             **settings,
@@ -257,6 +289,29 @@ def start_facade(
 
     yield start
     processes.stop([c.proc for c in started])
+
+
+def bind_api(kubectl: Kubectl, namespace: str) -> str:
+    """Grant the facade's ServiceAccount the ``korder-api`` ClusterRole in ``namespace``.
+
+    What a shop does for each namespace a facade serves (manifests/rbac binds it in
+    korder-system only). Returns once the authorizer honours it (it reads RBAC from a
+    cache), so neither a facade's first request nor a test's ``auth can-i`` races it.
+    """
+    account = f"{system.SYSTEM_NAMESPACE}:korder-api"
+    kubectl(
+        "create", "rolebinding", "korder-api", "-n", namespace,
+        "--clusterrole=korder-api", f"--serviceaccount={account}",
+    )  # fmt: skip
+    wait_for(
+        lambda: kubectl(
+            "auth", "can-i", f"--as=system:serviceaccount:{account}",
+            "list", "orders.korder.dev", "-n", namespace, check=False,
+        ).stdout.strip() == "yes",
+        timeout=10,
+        what="the RoleBinding to take effect",
+    )  # fmt: skip
+    return "korder-api"
 
 
 def _answers(url: str) -> bool:
