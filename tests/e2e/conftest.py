@@ -231,6 +231,8 @@ def operator(
         KORDER_RETRY_CAP_SECONDS="2",
         KORDER_BREAKER_RESET_SECONDS="2",
         KORDER_PARTICIPANT_TIMEOUT_SECONDS="20",
+        # The Lease lives in korder's own namespace, where manifests/rbac lets it write one.
+        KORDER_OPERATOR_LEASE_NAMESPACE="korder-system",
     )
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     component = _start_component("korder.operator", log, env, f"http://127.0.0.1:{port}/healthz")

@@ -88,6 +88,8 @@ def test_an_unreachable_api_server_is_503_with_retry_after(
     health = httpx.get(f"{facade.url}/health")
     assert health.status_code == 503
     assert health.json()["apiServer"] == "unreachable"
+    # Not ready, but alive: the kubelet must not restart it for the API server's outage.
+    assert httpx.get(f"{facade.url}/livez").json() == {"status": "ok"}
     for response in (
         create(facade),
         create(facade, key="while-down"),

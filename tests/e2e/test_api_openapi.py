@@ -15,6 +15,7 @@ import httpx
 from tests.e2e.conftest import Component
 
 OPERATIONS = {
+    ("get", "/livez"): "getLiveness",
     ("get", "/health"): "getHealth",
     ("get", "/metrics"): "getMetrics",
     ("post", "/orders"): "createOrder",

@@ -1,4 +1,9 @@
-"""``GET /health``: liveness and readiness of the facade."""
+"""``GET /livez`` and ``GET /health``: the facade's liveness and readiness.
+
+Liveness never touches the API server: a blip there must not make the kubelet
+restart every facade replica at once. Readiness (``/health``) does: a replica that
+cannot reach the API server is taken out of the Service until it can.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,16 @@ router = APIRouter(tags=["health"])
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     apiServer: Literal["reachable", "unreachable"]  # noqa: N815 - the JSON field's name
+
+
+class Liveness(BaseModel):
+    status: Literal["ok"]
+
+
+@router.get("/livez", response_model=Liveness, operation_id="getLiveness")
+async def livez() -> Liveness:
+    """Alive while the process answers; no call to the API server."""
+    return Liveness(status="ok")
 
 
 @router.get("/health", response_model=Health, operation_id="getHealth")
