@@ -52,6 +52,15 @@ def assert_runs_restricted(container: Container) -> None:
     assert pycache.stdout == "", "no bytecode written at run time"
 
 
+def assert_stops_cleanly(container: Container) -> None:
+    """SIGTERM reaches the server, PID 1, which exits 0 before the engine's 10 s are up."""
+    started = time.monotonic()
+    container.engine.run("stop", container.name)
+    assert time.monotonic() - started < 8
+    state = json.loads(container.engine.run("inspect", container.name).stdout)[0]["State"]
+    assert state["ExitCode"] == 0, container.logs()
+
+
 def start_participants(engine: Engine, *role: str, env: dict[str, str] | None = None) -> str:
     port = free_port()
     container = engine.start(
@@ -102,13 +111,7 @@ def test_participants_by_argument(engine: Engine) -> None:
     assert_runs_restricted(container)
     assert healthcheck(container) == (0, "healthy")
 
-    # SIGTERM reaches the server as PID 1 and stops it cleanly, well before the engine's
-    # 10 seconds are up and it kills.
-    started = time.monotonic()
-    engine.run("stop", container.name)
-    assert time.monotonic() - started < 8
-    state = json.loads(engine.run("inspect", container.name).stdout)[0]["State"]
-    assert state["ExitCode"] == 0
+    assert_stops_cleanly(container)
     assert "Application shutdown complete" in container.logs()
 
 
@@ -127,6 +130,7 @@ def test_operator_by_korder_role(engine: Engine, kubeconfig: Path) -> None:
     assert "korder_" in container.wait_answers(f"http://127.0.0.1:{metrics}/metrics").text
     assert_runs_restricted(container)
     assert healthcheck(container) == (0, "healthy")
+    assert_stops_cleanly(container)
 
 
 def test_facade_is_healthy_with_its_api_server(
@@ -141,6 +145,7 @@ def test_facade_is_healthy_with_its_api_server(
     assert health.json() == {"status": "ok", "apiServer": "reachable"}
     assert_runs_restricted(container)
     assert healthcheck(container) == (0, "healthy")
+    assert_stops_cleanly(container)
 
 
 def test_the_healthcheck_fails_when_the_role_is_unhealthy(engine: Engine, kubeconfig: Path) -> None:
