@@ -22,6 +22,12 @@ base=${BASE_IMAGE:-}
 wheels=build/image/wheels
 log() { printf '[image %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
+if ! command -v "$tool" >/dev/null; then
+  echo "CONTAINER_TOOL=$tool is not installed (without Docker: CONTAINER_TOOL=podman," \
+    "which 'make image-tools' installs on Debian)" >&2
+  exit 1
+fi
+
 if [[ -z "$base" && "$tool" == podman ]]; then
   base=$(bash hack/image/base.sh | tail -n1)
 fi

@@ -97,6 +97,28 @@ def test_the_image_says_what_it_is(engine: Engine) -> None:
     assert labels["dev.korder.image.inputs"], "make docker-build skips a build by this label"
 
 
+def test_nothing_of_the_building_machine_is_in_the_image(engine: Engine) -> None:
+    config = json.loads(engine.run("image", "inspect", engine.image).stdout)[0]["Config"]
+    assert not [v for v in config["Env"] if v.startswith(("PIP_", "SSL_", "REQUESTS_"))]
+    found = engine.run(
+        "run", "--rm", "--network=host", "--read-only", "--entrypoint", "sh", engine.image, "-c",
+        "ls -d /wheels /etc/pip.conf /root/.config/pip /opt/korder/bin/pip 2>/dev/null; true",
+    )  # fmt: skip
+    assert found.stdout == "", "the wheels, pip and any pip settings stay in the build stage"
+
+
+def test_a_second_build_with_the_same_inputs_is_skipped(engine: Engine) -> None:
+    """``make test`` twice does not build twice: the label of the inputs' digest matches."""
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        ["bash", str(root / "hack" / "image" / "build.sh")],
+        env={**engine.env, "CONTAINER_TOOL": engine.tool, "IMG": engine.image},
+        capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"{engine.image} is up to date" in result.stderr
+
+
 def test_without_a_role_the_image_says_how_to_use_it(engine: Engine) -> None:
     result = engine.run("run", "--rm", "--network=host", "--read-only", engine.image, check=False)
     assert result.returncode == 2
