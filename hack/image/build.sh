@@ -88,7 +88,8 @@ if [[ "$(cat "$wheels/deps/.key" 2>/dev/null)" != "$deps_key" ]]; then
 fi
 
 log "building $img with $tool on ${base:-the default base of the Dockerfile}"
-"$tool" build "${build_args[@]}" \
+# The ${a[@]+...} form: an empty array under set -u is an error in the bash of macOS.
+"$tool" build ${build_args[@]+"${build_args[@]}"} \
   --build-arg "VERSION=$version" --build-arg "REVISION=$revision" \
   --label "dev.korder.image.inputs=$inputs" \
   --tag "$img" .
