@@ -13,6 +13,12 @@ IMG ?= korder:dev
 # kubectl from the control-plane cache (built by make controlplane), whose built-in
 # kustomize builds manifests/. Override with KUBECTL=kubectl to use another one.
 KUBECTL ?= $(shell $(PY) -m korder.localcluster kubectl)
+# The image (kubebuilder's names). With podman and no BASE_IMAGE, the base is made locally
+# from Debian's packages (hack/image/base.sh); otherwise the Dockerfile's default applies.
+CONTAINER_TOOL ?= docker
+BASE_IMAGE ?=
+# podman's settings come from our file (runc, ulimits the host accepts), not the host's.
+PODMAN_ENV = $(if $(filter podman,$(CONTAINER_TOOL)),CONTAINERS_CONF=$(CURDIR)/hack/image/containers.conf)
 
 .DEFAULT_GOAL := help
 
@@ -53,6 +59,7 @@ lint: venv ## Lint: ruff, formatting, import-linter layer contracts.
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/hadolint Dockerfile
 
 .PHONY: typecheck
 typecheck: venv ## Type check with mypy --strict.
@@ -75,8 +82,16 @@ node_modules/.installed: package.json package-lock.json
 test-postman: controlplane node_modules/.installed ## The Postman collection under newman, against the whole system.
 	$(PY) -m pytest tests/e2e/test_postman.py -q $(PYTEST_ARGS)
 
+# The image tests build and run the image with podman, which needs no Docker engine: the
+# target sets CONTAINER_TOOL=podman for its docker-build too (the command line still wins).
+.PHONY: test-image
+test-image: CONTAINER_TOOL = podman
+test-image: image-tools docker-build controlplane ## The image built and run in each role: health, non-root, read-only root.
+	$(PODMAN_ENV) KORDER_IMAGE=$(IMG) CONTAINER_TOOL=$(CONTAINER_TOOL) \
+		$(PY) -m pytest tests/image -q $(PYTEST_ARGS)
+
 .PHONY: test
-test: lint typecheck test-unit test-e2e test-postman ## Everything CI runs: lint, types, unit, e2e and Postman tests.
+test: lint typecheck test-unit test-e2e test-postman test-image ## Everything CI runs: lint, types, unit, e2e, Postman and image tests.
 
 ##@ Running
 
@@ -118,6 +133,28 @@ bench-failover: controlplane ## Two operator replicas, the leader SIGKILLed: how
 .PHONY: chaos
 chaos: controlplane ## The saga under CHAOS_MODE (random failures, latency); fails if an invariant breaks.
 	$(PY) -m bench.saga --chaos
+
+##@ Build
+
+.PHONY: image-tools
+image-tools: ## (Debian) Install podman, runc and mmdebstrap with apt-get when missing.
+	@missing=""; for p in podman runc mmdebstrap; do \
+		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "image-tools: installing$$missing with apt-get (the image is built and run with podman)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $$missing >/dev/null \
+		|| { echo "image-tools: apt-get failed; as root: apt-get install$$missing" >&2; exit 1; }; \
+	fi
+
+.PHONY: docker-build
+docker-build: venv $(if $(filter podman,$(CONTAINER_TOOL)),image-tools) ## Build the image IMG with CONTAINER_TOOL (skipped when its inputs are unchanged).
+	$(PODMAN_ENV) CONTAINER_TOOL=$(CONTAINER_TOOL) IMG=$(IMG) BASE_IMAGE=$(BASE_IMAGE) PY=$(PY) \
+		bash hack/image/build.sh
+
+.PHONY: docker-push
+docker-push: ## Push the image IMG with CONTAINER_TOOL.
+	$(PODMAN_ENV) $(CONTAINER_TOOL) push $(IMG)
 
 ##@ Deployment
 
@@ -168,4 +205,4 @@ undeploy: controlplane ## Remove what make deploy made, except the Namespace and
 
 .PHONY: clean
 clean: ## Remove the virtual environment and local state (not the control-plane cache).
-	rm -rf $(VENV) node_modules .korder .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) node_modules .korder .mypy_cache .ruff_cache .pytest_cache build/image
