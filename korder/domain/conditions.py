@@ -27,6 +27,10 @@ READY: Final = "Ready"
 RECONCILING: Final = "Reconciling"
 STALLED: Final = "Stalled"
 
+#: The reason of a step's condition when its compensation was refused: the effect may
+#: still stand at the participant, and only a person can settle it.
+COMPENSATION_REFUSED: Final = "CompensationRejected"
+
 #: A stable order keeps `kubectl get -o yaml` diffs readable.
 ORDER: Final = (READY, RECONCILING, STALLED, *(s.condition for s in steps.STEPS))
 
@@ -90,13 +94,29 @@ def summarised(
         gen,
         now,
     )
-    if phase == Phase.FAILED:
+    left = not_undone(status)
+    if phase in steps.TERMINAL and left:
+        # A saga cannot finish this by itself: say so where a person and an alert look.
+        why = f"Not undone: {left}."
+        status = put(status, STALLED, ConditionStatus.TRUE, "CompensationIncomplete", why, gen, now)
+    elif phase == Phase.FAILED:
         # kstatus reads Stalled=True as "failed": tools waiting for Ready can stop.
         why = status.failure_reason or ""
         status = put(status, STALLED, ConditionStatus.TRUE, "OrderFailed", why, gen, now)
     elif not keep_stalled:
         status = put(status, STALLED, ConditionStatus.FALSE, str(phase), "", gen, now)
     return status.model_copy(update={"observed_generation": gen})
+
+
+def not_undone(status: OrderStatus) -> str:
+    """The steps whose compensation was refused, with the participant's words; "" if none."""
+    refused = [
+        f"{compensation.name} ({condition.message})"
+        for step, compensation in steps.COMPENSATIONS
+        if (condition := get(status, step.condition)) is not None
+        and condition.reason == COMPENSATION_REFUSED
+    ]
+    return ", ".join(refused)
 
 
 def _busy(status: OrderStatus, phase: Phase) -> bool:

@@ -257,7 +257,7 @@ def _apply_compensating(
             order,
             step.condition,
             ConditionStatus.FALSE,
-            "CompensationRejected",
+            conditions.COMPENSATION_REFUSED,
             outcome.reason,
             now,
         )
@@ -346,12 +346,19 @@ def _pending_compensation(order: Order) -> Call | None:
 
 
 def _finish_compensation(order: Order, now: datetime) -> Advance:
+    """Cancelled or Failed, and, when a compensation was refused, not a word of "undone"."""
     status = order.status
+    left = conditions.not_undone(status)
     if status.phase == Phase.CANCELLING:
         cancelled = status.model_copy(update={"phase": Phase.CANCELLED})
+        if left:
+            message = f"The order was cancelled, but not everything was undone: {left}."
+            return _advance(order, cancelled, now, Note("OrderCancelled", message, warning=True))
         message = "The order was cancelled; completed steps were undone."
         return _advance(order, cancelled, now, Note("OrderCancelled", message))
     reason = status.failure_reason or "the saga failed"
+    if left:
+        reason = f"{reason}; and not everything was undone: {left}"
     failed = status.model_copy(update={"phase": Phase.FAILED})
     return _advance(order, failed, now, Note("OrderFailed", reason, warning=True))
 

@@ -530,3 +530,30 @@ def test_compensations_run_in_reverse_order_of_their_steps() -> None:
     undone = [step for step, _ in steps.COMPENSATIONS]
     forward = [s for s in steps.STEPS if s in undone]
     assert undone == list(reversed(forward))
+
+
+@pytest.mark.parametrize("ending", ["cancel", "fail"])
+def test_a_refused_compensation_is_never_reported_as_undone(ending: str) -> None:
+    def answer(name: str, attempt: int) -> Outcome:
+        if name == RELEASE:
+            return Rejected(404, "not_found", "no reservation res-1")
+        if ending == "fail" and name == CAPTURE:
+            return rejected("declined")
+        return succeed(name, attempt)
+
+    run = new_order().drive(answer)
+    if ending == "cancel":
+        run.with_spec(cancel_requested=True).drive(answer)
+    assert run.phase() == (Phase.CANCELLED if ending == "cancel" else Phase.FAILED)
+    last = (run.status.history or [])[-1]
+    assert "not everything was undone" in last.message
+    assert "release-inventory (not_found: no reservation res-1)" in last.message
+    assert run.condition(STALLED) == ("True", "CompensationIncomplete")
+    assert run.condition(READY) == ("False", str(run.phase()))
+
+
+def test_a_clean_cancellation_says_so_and_is_not_stalled() -> None:
+    run = confirmed().with_spec(cancel_requested=True).drive()
+    last = (run.status.history or [])[-1]
+    assert last.message == "The order was cancelled; completed steps were undone."
+    assert run.condition(STALLED) == ("False", "Cancelled")
