@@ -206,6 +206,25 @@ def participants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Participa
     processes.stop([component.proc])
 
 
+def start_operator(
+    kubeconfig: Path, participants: Participants, log: Path, **settings: str
+) -> Component:
+    """An operator process on free ports, calling ``participants``, once it answers /healthz."""
+    port, metrics_port = free_port(), free_port()
+    env = system.component_env(
+        kubeconfig,
+        KORDER_OPERATOR_PROBE_PORT=str(port),
+        KORDER_OPERATOR_METRICS_PORT=str(metrics_port),
+        KORDER_INVENTORY_URL=participants.url("inventory"),
+        KORDER_PAYMENT_URL=participants.url("payment"),
+        KORDER_SHIPPING_URL=participants.url("shipping"),
+        **settings,
+    )
+    component = _start_component("korder.operator", log, env, f"http://127.0.0.1:{port}/healthz")
+    component.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+    return component
+
+
 @pytest.fixture(scope="session")
 def operator(
     identities: Identities,
@@ -220,23 +239,17 @@ def operator(
     finish in seconds; the call timeout is long so a held answer is never
     mistaken for a lost one before the test acts on it.
     """
-    port, metrics_port = free_port(), free_port()
-    env = system.component_env(
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    component = start_operator(
         identities.operator,
-        KORDER_OPERATOR_PROBE_PORT=str(port),
-        KORDER_OPERATOR_METRICS_PORT=str(metrics_port),
-        KORDER_INVENTORY_URL=participants.url("inventory"),
-        KORDER_PAYMENT_URL=participants.url("payment"),
-        KORDER_SHIPPING_URL=participants.url("shipping"),
+        participants,
+        log,
         KORDER_RETRY_CAP_SECONDS="2",
         KORDER_BREAKER_RESET_SECONDS="2",
         KORDER_PARTICIPANT_TIMEOUT_SECONDS="20",
         # The Lease lives in korder's own namespace, where manifests/rbac lets it write one.
         KORDER_OPERATOR_LEASE_NAMESPACE="korder-system",
     )
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
-    component = _start_component("korder.operator", log, env, f"http://127.0.0.1:{port}/healthz")
-    component.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     yield component
     processes.stop([component.proc])
 

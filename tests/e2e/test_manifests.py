@@ -286,7 +286,7 @@ def test_the_facade_cannot_write_status_and_the_operator_cannot_create_orders(
     assert not can(kubectl, API, "get", orders, "-n", "default")
 
     assert not can(kubectl, OPERATOR, "create", orders, "-n", namespace)
-    for verb in ("list", "watch", "patch"):
+    for verb in ("get", "list", "watch", "patch"):
         assert can(kubectl, OPERATOR, verb, orders, "--all-namespaces")
     assert can(kubectl, OPERATOR, "patch", *status, "-n", namespace)
     assert can(kubectl, OPERATOR, "create", "events", "-n", namespace)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +21,8 @@ import pytest
 import yaml
 
 from korder.localcluster import binaries, processes, system
-from korder.localcluster.controlplane import ControlPlane, free_port
-from tests.e2e.conftest import Component, Kubectl, Participants, wait_for
+from korder.localcluster.controlplane import ControlPlane
+from tests.e2e.conftest import Component, Kubectl, Participants, start_operator, wait_for
 from tests.support.orders import spec
 
 LEASE = {
@@ -52,28 +51,17 @@ def replicas(
     """Two operator replicas, ``a`` started (and leading) before ``b``."""
     started: dict[str, Component] = {}
     for identity in ("a", "b"):
-        port, metrics = free_port(), free_port()
-        env = system.component_env(
+        started[identity] = start_operator(
             own_cluster.kubeconfig,
+            participants,
+            tmp_path / f"operator-{identity}.log",
             KORDER_OPERATOR_IDENTITY=identity,
-            KORDER_OPERATOR_PROBE_PORT=str(port),
-            KORDER_OPERATOR_METRICS_PORT=str(metrics),
-            KORDER_INVENTORY_URL=participants.url("inventory"),
-            KORDER_PAYMENT_URL=participants.url("payment"),
-            KORDER_SHIPPING_URL=participants.url("shipping"),
             KORDER_RETRY_CAP_SECONDS="1",
             KORDER_PARTICIPANT_TIMEOUT_SECONDS="30",
             **LEASE,
         )
-        log = tmp_path / f"operator-{identity}.log"
-        health = f"http://127.0.0.1:{port}/healthz"
-        proc = processes.spawn([sys.executable, "-m", "korder.operator"], log=log, env=env)
-        processes.wait_healthy(proc, health, f"operator {identity}")
-        component = Component(proc, log, health.rsplit("/", 1)[0], "korder.operator", env, health)
-        component.metrics_url = f"http://127.0.0.1:{metrics}/metrics"
-        started[identity] = component
         if identity == "a":
-            wait_for(functools.partial(leading, component), timeout=20, what="replica a to lead")
+            wait_for(functools.partial(leading, started["a"]), timeout=20, what="a to lead")
     yield started
     processes.stop([c.proc for c in started.values()])
 

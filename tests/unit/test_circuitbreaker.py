@@ -5,14 +5,7 @@ from __future__ import annotations
 import pytest
 
 from korder.participant_clients.circuitbreaker import CircuitBreaker, CircuitOpen, State
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import Clock
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pytest
 
 from korder.kube import leases, orders
 from korder.operator import leadership
+from tests.support.clock import Clock
 
 
 @dataclass
@@ -43,14 +44,6 @@ class FakeLease:
         self.record = dataclasses.replace(
             self.record, holder=holder, resource_version=str(self.version)
         )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
