@@ -112,8 +112,18 @@ class Settings(BaseSettings):
     participants_host: str = Field(
         default="127.0.0.1", description="Address the reference participants bind to."
     )
+    participants_state: str = Field(
+        default=":memory:",
+        min_length=1,
+        description="The reference participants' SQLite database: stock, reservations, "
+        "charges, shipments, idempotency records and ledgers. A file path survives a restart; "
+        "':memory:' (the default, for tests and make run) starts a fresh shop each time.",
+    )
     inventory_stock: int = Field(
-        default=1000, ge=0, description="Units in stock of each of PROD-001...PROD-005 at start."
+        default=1000,
+        ge=0,
+        description="Units in stock of each of PROD-001...PROD-005 in a new state "
+        "(a state file that has stock keeps it).",
     )
     payment_decline_over: Decimal = Field(
         default=Decimal("10000.00"),

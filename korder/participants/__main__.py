@@ -1,6 +1,9 @@
 """``python -m korder.participants``: serve the reference participants on one port.
 
-``KORDER_PARTICIPANTS_PORT`` (default 8001) and ``KORDER_PARTICIPANTS_HOST``.
+``KORDER_PARTICIPANTS_PORT`` (default 8001) and ``KORDER_PARTICIPANTS_HOST``;
+``KORDER_PARTICIPANTS_STATE`` is their SQLite state (default ``:memory:``, a file
+path to keep it across restarts; see :mod:`.store`). A SIGTERM shuts the app down
+and closes the database.
 Started by ``make run`` (:mod:`korder.localcluster.system`) and by the e2e harness.
 """
 

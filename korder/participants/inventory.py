@@ -1,22 +1,24 @@
 """The reference inventory: reserve and release stock, show stock and the ledger.
 
-Starts with ``PROD-001`` ... ``PROD-005``, ``KORDER_INVENTORY_STOCK`` units each.
-An unknown product or too little stock is ``409 out_of_stock``, a permanent answer.
-Served under ``/inventory`` by :mod:`.app`.
+A new state file starts with ``PROD-001`` ... ``PROD-005``, ``KORDER_INVENTORY_STOCK``
+units each; a file that has stock keeps it (a restart is not a restock). An unknown
+product or too little stock is ``409 out_of_stock``, a permanent answer. Stock and
+reservations live in :mod:`.store`. Served under ``/inventory`` by :mod:`.app`.
 """
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import uuid
 from collections import Counter
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from korder.participants import replays, service
+from korder.participants import ledger, replays, service, store
 
 PRODUCTS = tuple(f"PROD-{n:03d}" for n in range(1, 6))
 
@@ -40,46 +42,70 @@ class ReservationReleased(service.Camel):
     status: Literal["released"]
 
 
-@dataclass
-class _Reservation:
-    order_id: str
-    quantities: dict[str, int]
-    released: bool = False
-
-
 class Inventory(service.Service):
-    def __init__(self, stock_each: int) -> None:
-        super().__init__()
-        self.stock = dict.fromkeys(PRODUCTS, stock_each)
-        self._reservations: dict[str, _Reservation] = {}
+    def __init__(self, state: store.Store, stock_each: int) -> None:
+        super().__init__(state, "inventory")
+        state.transaction(
+            lambda db: db.executemany(
+                "INSERT OR IGNORE INTO stock (product, units) VALUES (?, ?)",
+                [(product, stock_each) for product in PRODUCTS],
+            )
+        )
 
-    def reserve(self, key: str, request: ReservationRequest) -> replays.Answer:
+    def reserve(
+        self, db: sqlite3.Connection, key: str, request: ReservationRequest
+    ) -> replays.Answer:
         wanted: Counter[str] = Counter()
         for item in request.items:
             wanted[item.product_id] += item.quantity
-        short = sorted(p for p, q in wanted.items() if self.stock.get(p, 0) < q)
+        stock = _stock(db)
+        short = sorted(p for p, q in wanted.items() if stock.get(p, 0) < q)
         if short:
             return service.error(409, "out_of_stock", f"Not enough stock of {', '.join(short)}.")
-        for product, quantity in wanted.items():
-            self.stock[product] -= quantity
+        db.executemany(
+            "UPDATE stock SET units = units - ? WHERE product = ?",
+            [(quantity, product) for product, quantity in wanted.items()],
+        )
         reservation_id = f"res-{uuid.uuid4().hex[:16]}"
-        self._reservations[reservation_id] = _Reservation(request.order_id, dict(wanted))
-        self.ledger.append(
-            key, "reserve", request.order_id, reservationId=reservation_id, items=dict(wanted)
+        db.execute(
+            "INSERT INTO reservations (id, order_id, quantities) VALUES (?, ?, ?)",
+            (reservation_id, request.order_id, json.dumps(dict(wanted))),
+        )
+        ledger.append(
+            db,
+            self.name,
+            key,
+            "reserve",
+            request.order_id,
+            reservationId=reservation_id,
+            items=dict(wanted),
         )
         return 201, {"reservationId": reservation_id}
 
-    def release(self, key: str, reservation_id: str) -> replays.Answer:
-        reservation = self._reservations.get(reservation_id)
+    def release(self, db: sqlite3.Connection, key: str, reservation_id: str) -> replays.Answer:
+        reservation = db.execute(
+            "SELECT order_id, quantities, released FROM reservations WHERE id = ?",
+            (reservation_id,),
+        ).fetchone()
         if reservation is None:
             return service.error(404, "not_found", f"No reservation {reservation_id}.")
-        if not reservation.released:
+        order_id, quantities, released = reservation
+        if not released:
             # Releasing twice (under two keys) gives stock back once.
-            for product, quantity in reservation.quantities.items():
-                self.stock[product] += quantity
-            reservation.released = True
-            self.ledger.append(key, "release", reservation.order_id, reservationId=reservation_id)
+            db.executemany(
+                "UPDATE stock SET units = units + ? WHERE product = ?",
+                [(quantity, product) for product, quantity in json.loads(quantities).items()],
+            )
+            db.execute("UPDATE reservations SET released = 1 WHERE id = ?", (reservation_id,))
+            ledger.append(db, self.name, key, "release", order_id, reservationId=reservation_id)
         return 200, {"reservationId": reservation_id, "status": "released"}
+
+    async def stock(self) -> dict[str, int]:
+        return await self.store.run(_stock)
+
+
+def _stock(db: sqlite3.Connection) -> dict[str, int]:
+    return dict(db.execute("SELECT product, units FROM stock ORDER BY product").fetchall())
 
 
 def router(inventory: Inventory) -> APIRouter:
@@ -94,7 +120,7 @@ def router(inventory: Inventory) -> APIRouter:
         """Reserve every item of an order, or none (409 out_of_stock)."""
         request = ("reserve", body.model_dump(mode="json"))
         return await inventory.replays.once(
-            key, request, lambda: inventory.reserve(key, body), inventory.faults
+            key, request, lambda db: inventory.reserve(db, key, body), inventory.faults
         )
 
     @r.post(
@@ -109,14 +135,14 @@ def router(inventory: Inventory) -> APIRouter:
         return await inventory.replays.once(
             key,
             ("release", reservation_id),
-            lambda: inventory.release(key, reservation_id),
+            lambda db: inventory.release(db, key, reservation_id),
             inventory.faults,
         )
 
     @r.get("/stock", response_model=dict[str, int])
     async def stock() -> dict[str, int]:
         """Units available now, by product."""
-        return dict(inventory.stock)
+        return await inventory.stock()
 
     service.common_routes(r, inventory)
     return r

@@ -2,14 +2,15 @@
 
 A charge over ``KORDER_PAYMENT_DECLINE_OVER`` (10,000.00 by default) is
 ``402 declined``, a permanent answer. Amounts are decimal strings, never floats;
-no card data is taken or kept (the order says only which payment method).
-Served under ``/payment`` by :mod:`.app`.
+no card data is taken or kept (the order says only which payment method). The
+charges live in :mod:`.store`, so a restart never charges a key twice. Served
+under ``/payment`` by :mod:`.app`.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -17,7 +18,7 @@ from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from korder.participants import replays, service
+from korder.participants import ledger, replays, service, store
 
 
 class ChargeRequest(service.Camel):
@@ -36,28 +37,24 @@ class ChargeRefunded(service.Camel):
     status: Literal["refunded"]
 
 
-@dataclass
-class _Charge:
-    order_id: str
-    amount: str
-    currency: str
-    refunded: bool = False
-
-
 class Payment(service.Service):
-    def __init__(self, decline_over: Decimal) -> None:
-        super().__init__()
+    def __init__(self, state: store.Store, decline_over: Decimal) -> None:
+        super().__init__(state, "payment")
         self.decline_over = decline_over
-        self._charges: dict[str, _Charge] = {}
 
-    def charge(self, key: str, request: ChargeRequest) -> replays.Answer:
+    def charge(self, db: sqlite3.Connection, key: str, request: ChargeRequest) -> replays.Answer:
         if Decimal(request.amount) > self.decline_over:
             return service.error(
                 402, "declined", f"The amount is over {self.decline_over} {request.currency}."
             )
         payment_id = f"pay-{uuid.uuid4().hex[:16]}"
-        self._charges[payment_id] = _Charge(request.order_id, request.amount, request.currency)
-        self.ledger.append(
+        db.execute(
+            "INSERT INTO charges (id, order_id, amount, currency) VALUES (?, ?, ?, ?)",
+            (payment_id, request.order_id, request.amount, request.currency),
+        )
+        ledger.append(
+            db,
+            self.name,
             key,
             "charge",
             request.order_id,
@@ -67,19 +64,24 @@ class Payment(service.Service):
         )
         return 201, {"paymentId": payment_id}
 
-    def refund(self, key: str, payment_id: str) -> replays.Answer:
-        charge = self._charges.get(payment_id)
+    def refund(self, db: sqlite3.Connection, key: str, payment_id: str) -> replays.Answer:
+        charge = db.execute(
+            "SELECT order_id, amount, currency, refunded FROM charges WHERE id = ?", (payment_id,)
+        ).fetchone()
         if charge is None:
             return service.error(404, "not_found", f"No charge {payment_id}.")
-        if not charge.refunded:
-            charge.refunded = True
-            self.ledger.append(
+        order_id, amount, currency, refunded = charge
+        if not refunded:
+            db.execute("UPDATE charges SET refunded = 1 WHERE id = ?", (payment_id,))
+            ledger.append(
+                db,
+                self.name,
                 key,
                 "refund",
-                charge.order_id,
+                order_id,
                 paymentId=payment_id,
-                amount=charge.amount,
-                currency=charge.currency,
+                amount=amount,
+                currency=currency,
             )
         return 200, {"paymentId": payment_id, "status": "refunded"}
 
@@ -97,7 +99,7 @@ def router(payment: Payment) -> APIRouter:
         return await payment.replays.once(
             key,
             ("charge", body.model_dump(mode="json")),
-            lambda: payment.charge(key, body),
+            lambda db: payment.charge(db, key, body),
             payment.faults,
         )
 
@@ -107,7 +109,10 @@ def router(payment: Payment) -> APIRouter:
     ) -> JSONResponse:
         """Give a captured payment back, in full."""
         return await payment.replays.once(
-            key, ("refund", payment_id), lambda: payment.refund(key, payment_id), payment.faults
+            key,
+            ("refund", payment_id),
+            lambda db: payment.refund(db, key, payment_id),
+            payment.faults,
         )
 
     service.common_routes(r, payment)

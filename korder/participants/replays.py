@@ -2,78 +2,89 @@
 
 Every write carries an ``Idempotency-Key`` header. The first request with a key
 runs and its answer (status and body, a business refusal included) is kept; a
-later request with the same key gets that answer again and changes nothing. Two
-requests with the same key at the same time are serialised by a lock per key, so
-the second waits and replays. The same key on a different request is refused with
-422, as the IETF draft on the header asks.
+later request with the same key gets that answer again and changes nothing. The
+same key on a different request is refused with 422, as the IETF draft on the
+header asks.
+
+The lookup, the effect and the kept answer are one transaction of :mod:`.store`,
+so a crash leaves either the effect with its answer or neither, and a restart on
+the same state file replays every earlier key; transactions run one at a time, so
+two requests with the same key at once are serialised: the second replays.
 
 Called by the routers in :mod:`.inventory`, :mod:`.payment` and :mod:`.shipping`.
-Kept in memory: the reference participants are stand-ins, and a restart of their
-process starts a fresh shop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
+import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from fastapi.responses import JSONResponse
 
-from korder.participants import faults
+from korder.participants import faults, store
 
 #: An answer: HTTP status and JSON body.
 Answer = tuple[int, dict[str, Any]]
+#: An effect: runs in the transaction that keeps its answer.
+Effect = Callable[[sqlite3.Connection], Answer]
+#: What became of a request: it ran now, it got a kept answer, or it was refused unrun.
+Outcome = Literal["applied", "replayed", "refused"]
 
-
-@dataclass(frozen=True)
-class _Kept:
-    fingerprint: str
-    answer: Answer
+_REUSED: Answer = (
+    422,
+    {
+        "error": "idempotency_key_reused",
+        "detail": "This Idempotency-Key was used for a different request.",
+    },
+)
+_UNAVAILABLE: Answer = (
+    503,
+    {"error": "unavailable", "detail": "The service is down (fault injected)."},
+)
 
 
 class Replays:
-    """The answers given so far, by idempotency key."""
+    """The answers one service gave so far, by idempotency key."""
 
-    def __init__(self) -> None:
-        self._kept: dict[str, _Kept] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+    def __init__(self, state: store.Store, service: str) -> None:
+        self._store = state
+        self._service = service
 
     async def once(
-        self,
-        key: str,
-        request: object,
-        effect: Callable[[], Answer],
-        switches: faults.Faults,
+        self, key: str, request: object, effect: Effect, switches: faults.Faults
     ) -> JSONResponse:
         """Run ``effect`` for the first request with ``key``; replay its answer after that."""
         fingerprint = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            kept = self._kept.get(key)
+
+        def work(db: sqlite3.Connection) -> tuple[Outcome, Answer]:
+            kept = db.execute(
+                "SELECT fingerprint, status, body FROM replays WHERE service = ? AND key = ?",
+                (self._service, key),
+            ).fetchone()
             if kept is not None:
-                if kept.fingerprint != fingerprint:
-                    return JSONResponse(
-                        {
-                            "error": "idempotency_key_reused",
-                            "detail": "This Idempotency-Key was used for a different request.",
-                        },
-                        status_code=422,
-                    )
-                code, body = kept.answer
-                return JSONResponse(body, status_code=code, headers={"Idempotent-Replayed": "true"})
+                if kept[0] != fingerprint:
+                    return "refused", _REUSED
+                return "replayed", (kept[1], json.loads(kept[2]))
             if switches.unavailable:
                 # A simulated outage happens before the effect and is not kept: a
                 # retry after the outage runs the request for real.
-                return JSONResponse(
-                    {"error": "unavailable", "detail": "The service is down (fault injected)."},
-                    status_code=503,
-                )
-            code, body = effect()
-            self._kept[key] = _Kept(fingerprint, (code, body))
-        # Outside the lock: a held answer must not block the replay of its own key.
+                return "refused", _UNAVAILABLE
+            code, body = effect(db)
+            db.execute(
+                "INSERT INTO replays (service, key, fingerprint, status, body) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (self._service, key, fingerprint, code, json.dumps(body)),
+            )
+            return "applied", (code, body)
+
+        outcome, (code, body) = await self._store.run(work)
+        if outcome == "replayed":
+            return JSONResponse(body, status_code=code, headers={"Idempotent-Replayed": "true"})
+        if outcome == "refused":
+            return JSONResponse(body, status_code=code)
+        # After the commit: a held answer must not block the replay of its own key.
         await switches.hold()
         return JSONResponse(body, status_code=code)

@@ -1,8 +1,9 @@
-"""What the three reference participants share: ledger, replays, faults, their routes.
+"""What the three reference participants share: state, ledger, replays, faults, routes.
 
 Each service (:mod:`.inventory`, :mod:`.payment`, :mod:`.shipping`) is a
-:class:`Service` with its own router; :func:`common_routes` adds the ``/ledger``
-and ``/faults`` endpoints every one of them has.
+:class:`Service` with its own router, and its rows in the one :class:`.store.Store`
+under its name; :func:`common_routes` adds the ``/ledger`` and ``/faults``
+endpoints every one of them has.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from fastapi import APIRouter, Header, Query
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from korder.participants import faults, ledger, replays
+from korder.participants import faults, ledger, replays, store
 
 IdempotencyKey = Annotated[
     str,
@@ -44,12 +45,20 @@ def error(code: int, word: str, detail: str) -> replays.Answer:
 
 
 class Service:
-    """A participant's state besides its business: its ledger, its replays, its faults."""
+    """A participant's state besides its business: its ledger, its replays, its faults.
 
-    def __init__(self) -> None:
-        self.ledger = ledger.Ledger()
-        self.replays = replays.Replays()
+    The faults are test switches and stay in memory: a restart switches them off.
+    """
+
+    def __init__(self, state: store.Store, name: str) -> None:
+        self.store = state
+        self.name = name
+        self.replays = replays.Replays(state, name)
         self.faults = faults.Faults()
+
+    async def ledger(self, order_id: str | None = None) -> list[dict[str, Any]]:
+        """Every effect so far, oldest first (optionally of one order)."""
+        return await self.store.run(lambda db: ledger.entries(db, self.name, order_id))
 
 
 def common_routes(router: APIRouter, service: Service) -> None:
@@ -58,7 +67,7 @@ def common_routes(router: APIRouter, service: Service) -> None:
         order_id: Annotated[str | None, Query(alias="orderId")] = None,
     ) -> list[dict[str, Any]]:
         """Every effect so far, oldest first (optionally of one order)."""
-        return service.ledger.entries(order_id)
+        return await service.ledger(order_id)
 
     @router.get("/faults", response_model=faults.FaultSwitches)
     async def get_faults() -> faults.FaultSwitches:

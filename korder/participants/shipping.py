@@ -1,11 +1,12 @@
 """The reference shipping service: create a shipment, get a tracking number.
 
-Served under ``/shipping`` by :mod:`.app`.
+The shipments live in :mod:`.store`. Served under ``/shipping`` by :mod:`.app`.
 """
 
 from __future__ import annotations
 
 import secrets
+import sqlite3
 import uuid
 from typing import Literal
 
@@ -13,7 +14,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from korder.participants import replays, service
+from korder.participants import ledger, replays, service, store
 
 
 class ShipmentRequest(service.Camel):
@@ -27,10 +28,19 @@ class ShipmentCreated(service.Camel):
 
 
 class Shipping(service.Service):
-    def ship(self, key: str, request: ShipmentRequest) -> replays.Answer:
+    def __init__(self, state: store.Store) -> None:
+        super().__init__(state, "shipping")
+
+    def ship(self, db: sqlite3.Connection, key: str, request: ShipmentRequest) -> replays.Answer:
         shipment_id = f"shp-{uuid.uuid4().hex[:16]}"
         tracking = f"{request.carrier[:3]}{secrets.randbelow(10**12):012d}"
-        self.ledger.append(
+        db.execute(
+            "INSERT INTO shipments (id, order_id, carrier, tracking_number) VALUES (?, ?, ?, ?)",
+            (shipment_id, request.order_id, request.carrier, tracking),
+        )
+        ledger.append(
+            db,
+            self.name,
             key,
             "ship",
             request.order_id,
@@ -50,7 +60,7 @@ def router(shipping: Shipping) -> APIRouter:
         return await shipping.replays.once(
             key,
             ("ship", body.model_dump(mode="json")),
-            lambda: shipping.ship(key, body),
+            lambda db: shipping.ship(db, key, body),
             shipping.faults,
         )
 

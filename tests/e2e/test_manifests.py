@@ -111,6 +111,18 @@ def test_default_deploys_every_role_the_way_the_issue_asks(kubectl: Kubectl) -> 
     assert env["KORDER_OPERATOR_IDENTITY"]["valueFrom"]["fieldRef"]["fieldPath"] == (
         "metadata.name"
     )
+    # The participants keep their state on a volume of their own, the root stays read-only.
+    participants = deployments["korder-participants"]["spec"]
+    assert participants["replicas"] == 1
+    assert participants["strategy"]["type"] == "Recreate"
+    (container,) = participants["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    state = Path(env["KORDER_PARTICIPANTS_STATE"])
+    mounts = {m["name"]: Path(m["mountPath"]) for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in participants["template"]["spec"]["volumes"]}
+    assert mounts["state"] == state.parent
+    assert "emptyDir" in volumes["state"] or "persistentVolumeClaim" in volumes["state"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
     # The participants component points the operator at its Service.
     (config,) = by_kind(objects, "ConfigMap").values()
     assert config["data"]["KORDER_INVENTORY_URL"] == "http://korder-participants:8001/inventory"

@@ -137,6 +137,40 @@ def test_participants_by_argument(engine: Engine) -> None:
     assert "Application shutdown complete" in container.logs()
 
 
+def test_participants_keep_their_state_on_a_volume_across_a_kill(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """As the manifests run them: the state file on a volume at /var/lib/korder, root read-only."""
+    state = tmp_path / "state"
+    state.mkdir()
+    state.chmod(0o777)  # an emptyDir is writable by the pod's user, as this is by 65532
+    port = free_port()
+    container = engine.start(
+        "participants",
+        env={
+            **LOCAL_ONLY,
+            "KORDER_PARTICIPANTS_PORT": str(port),
+            "KORDER_PARTICIPANTS_STATE": "/var/lib/korder/participants.db",
+        },
+        options=["--volume", f"{state}:/var/lib/korder:rw"],
+    )
+    url = f"http://127.0.0.1:{port}"
+    container.wait_answers(f"{url}/health")
+    body = {"orderId": "o-1", "amount": "44.98", "currency": "USD", "paymentMethod": "card"}
+    headers = {"Idempotency-Key": "c-1"}
+    first = httpx.post(f"{url}/payment/charges", json=body, headers=headers, timeout=10.0)
+    assert first.status_code == 201
+
+    engine.run("kill", "--signal", "KILL", container.name)
+    engine.run("start", container.name)
+    container.wait_answers(f"{url}/health")
+    again = httpx.post(f"{url}/payment/charges", json=body, headers=headers, timeout=10.0)
+    assert (again.status_code, again.json()) == (201, first.json())
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert len(httpx.get(f"{url}/payment/ledger").json()) == 1
+    assert (state / "participants.db").exists()
+
+
 def test_operator_by_korder_role(engine: Engine, kubeconfig: Path) -> None:
     probe, metrics = free_port(), free_port()
     container = engine.start(
