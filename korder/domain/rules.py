@@ -24,7 +24,7 @@ _ENDS: Final = frozenset({Phase.FAILED, Phase.CANCELLED})
 def _answered_by(action: Action) -> frozenset[Phase]:
     stage = steps.stage_waiting_for(action)
     assert stage is not None, f"no stage waits for {action}"
-    return steps.after(stage.then) | _ENDS
+    return steps.after(steps.then(stage)) | _ENDS
 
 
 def _first_wait() -> Phase:
@@ -79,7 +79,7 @@ def refusal(action: Action, order: Order, carrier: Carrier | None = None) -> str
 def _irrevocable_requested(order: Order) -> bool:
     """Whether the client asked for a step that cannot be undone (the shipment)."""
     return any(
-        s.compensation is None and s.waits_for is not None and requested(s.waits_for, order.spec)
+        s.irrevocable and s.waits_for is not None and requested(s.waits_for, order.spec)
         for s in steps.STEPS
     )
 

@@ -93,7 +93,7 @@ Move = Advance | Call | Idle
 
 def _transitions() -> frozenset[tuple[Phase, Phase]]:
     edges = {(Phase.PENDING, steps.SAGA[0].phase)}
-    edges |= {(stage.phase, stage.then) for stage in steps.SAGA}
+    edges |= {(stage.phase, steps.then(stage)) for stage in steps.SAGA}
     # A cancellation interrupts any phase it may (whatever the spec, for the graph).
     interruptible = [p for p in steps.FORWARD if _ever_cancellable(p)]
     edges |= {(p, Phase.CANCELLING) for p in interruptible}
@@ -105,7 +105,7 @@ def _transitions() -> frozenset[tuple[Phase, Phase]]:
 
 def _ever_cancellable(phase: Phase) -> bool:
     stage = steps.stage_in(phase)
-    if isinstance(stage, Step) and stage.compensation is None:
+    if isinstance(stage, Step) and stage.irrevocable:
         return stage.waits_for is not None  # before the client asks for it
     return phase not in steps.TERMINAL
 
@@ -164,7 +164,7 @@ def _next_move(order: Order, now: datetime) -> Move:
     if stage.waits_for is not None and not requested(stage.waits_for, spec):
         return Idle(f"{phase}; waiting for the client to {stage.waits_for} the order")
     if isinstance(stage, steps.Gate):
-        moved = status.model_copy(update={"phase": stage.then})
+        moved = status.model_copy(update={"phase": steps.then(stage)})
         return _advance(order, moved, now, stage.note)
     if conditions.get(status, stage.condition) is None:
         # The write-ahead mark: from here on the step may have happened, so a
@@ -201,11 +201,11 @@ def _apply_forward(
     if isinstance(outcome, Succeeded):
         done, note = _complete(order, step, outcome, now)
         notes = [note]
-        if step.then == Phase.CONFIRMED:
+        if steps.then(step) == Phase.CONFIRMED:
             notes.append(_CONFIRMED)
         # The next step is not marked started here: this outcome was decided on the
         # view of the order taken before the call, which may miss a cancellation.
-        done = done.model_copy(update={"phase": step.then})
+        done = done.model_copy(update={"phase": steps.then(step)})
         return _advance(order, done, now, *notes)
     if isinstance(outcome, Rejected):
         failed = _put(
@@ -297,7 +297,9 @@ def _retry(
 def _confirmed_note() -> Note:
     """The note of the saga's success, naming in words every step that led to Confirmed."""
     confirmed = steps.FORWARD.index(Phase.CONFIRMED)
-    done = [steps.words(s.done) for s in steps.STEPS if steps.FORWARD.index(s.then) <= confirmed]
+    done = [
+        steps.words(s.done) for s in steps.STEPS if steps.FORWARD.index(steps.then(s)) <= confirmed
+    ]
     listed = ", ".join(done[:-1]) + " and " + done[-1] if len(done) > 1 else done[0]
     return Note("OrderConfirmed", f"{listed[0]}{listed[1:].lower()}.")
 

@@ -1,7 +1,8 @@
 """The saga's table: every stage of an order's life, each defined once.
 
-An order moves through :data:`SAGA` top to bottom. A :class:`Step` is a call to a
-participant: its row says the phase it runs in and the phase success leads to,
+An order moves through :data:`SAGA` top to bottom: each stage's success leads to
+the phase of the stage below it. A :class:`Step` is a call to a participant: its
+row says the phase it runs in,
 the request it makes, the ids it keeps from the answer and the status fields they
 fill, its compensation, the notes (history entries and Events) it writes, and
 whether the saga's deadline bounds it or the client must ask for it first. A
@@ -70,11 +71,10 @@ class Compensation:
 
 @dataclass(frozen=True)
 class Step:
-    """A call to a participant, run in ``phase``; success leads to ``then``."""
+    """A call to a participant, run in ``phase``; success leads to the next stage's phase."""
 
     name: str  # ends the idempotency key: <uid>/<name>
     phase: Phase
-    then: Phase
     condition: str  # the step's condition type: its durable state in status.conditions
     request: Build
     #: The ids kept from the participant's answer (and the spec): the done note's data.
@@ -84,7 +84,9 @@ class Step:
     done: str  # the note's reason on success
     rejected: str  # the note's reason on a permanent failure
     deadline: bool  # whether the saga's deadline bounds the step's retries
-    compensation: Compensation | None = None  # None: once started, it cannot be undone
+    compensation: Compensation | None = None  # None: nothing of it to undo
+    #: Once it starts, the order can no longer be cancelled (a parcel on its way).
+    irrevocable: bool = False
     #: The client's action the step waits for before it starts (None: it starts at once).
     waits_for: Action | None = None
     #: The note written when the step starts, if the start itself is news.
@@ -93,10 +95,9 @@ class Step:
 
 @dataclass(frozen=True)
 class Gate:
-    """A phase that waits for the client's ``waits_for``, then moves on to ``then``."""
+    """A phase that waits for the client's ``waits_for``, then moves on to the next stage's."""
 
     phase: Phase
-    then: Phase
     waits_for: Action
     note: Note
 
@@ -154,11 +155,11 @@ def _shipment(ids: Mapping[str, str], now: str) -> dict[str, object]:
 
 
 # --- The table, top to bottom -------------------------------------------------------
+# Each stage's success leads to the phase of the stage below it; the last one's to DONE.
 
 RESERVE: Final = Step(
     name="reserve-inventory",
     phase=Phase.RESERVING_INVENTORY,
-    then=Phase.PROCESSING_PAYMENT,
     condition="InventoryReserved",
     request=_reserve,
     keeps=lambda answer, _spec: {"reservationId": str(answer["reservationId"])},
@@ -173,7 +174,6 @@ RESERVE: Final = Step(
 CAPTURE: Final = Step(
     name="capture-payment",
     phase=Phase.PROCESSING_PAYMENT,
-    then=Phase.CONFIRMED,
     condition="PaymentCaptured",
     request=_charge,
     keeps=lambda answer, _spec: {"paymentId": str(answer["paymentId"])},
@@ -187,14 +187,12 @@ CAPTURE: Final = Step(
 )
 PROCESS: Final = Gate(
     phase=Phase.CONFIRMED,
-    then=Phase.PROCESSING,
     waits_for=Action.PROCESS,
     note=Note("OrderProcessing", "Processing was requested."),
 )
 SHIP: Final = Step(
     name="ship",
     phase=Phase.PROCESSING,
-    then=Phase.FULFILLED,
     condition="Shipped",
     request=_ship,
     keeps=lambda answer, spec: {
@@ -208,11 +206,14 @@ SHIP: Final = Step(
     deadline=False,
     # A shipment is not undone: once it starts, the order can no longer be cancelled.
     compensation=None,
+    irrevocable=True,
     waits_for=Action.FULFILL,
     starts=_shipping_note,
 )
 
 SAGA: Final[tuple[Stage, ...]] = (RESERVE, CAPTURE, PROCESS, SHIP)
+#: Where the happy path ends.
+DONE: Final = Phase.FULFILLED
 
 # --- What follows from the table ----------------------------------------------------
 
@@ -220,11 +221,16 @@ STEPS: Final = tuple(s for s in SAGA if isinstance(s, Step))
 #: The compensations in the order they run: the reverse of the steps they undo.
 COMPENSATIONS: Final = tuple((s, s.compensation) for s in reversed(STEPS) if s.compensation)
 #: The happy path's phases, in order: Pending, each stage's phase, the last one's outcome.
-FORWARD: Final = (Phase.PENDING, *(s.phase for s in SAGA), SAGA[-1].then)
+FORWARD: Final = (Phase.PENDING, *(s.phase for s in SAGA), DONE)
 TERMINAL: Final = frozenset({FORWARD[-1], Phase.FAILED, Phase.CANCELLED})
 COMPENSATING: Final = frozenset({Phase.COMPENSATING, Phase.CANCELLING})
 #: Ready (kstatus): the saga confirmed the order, whatever the client does next.
 READY: Final = frozenset(FORWARD[FORWARD.index(Phase.CONFIRMED) :])
+
+
+def then(stage: Stage) -> Phase:
+    """The phase that ``stage``'s success leads to: the next stage's, or DONE after the last."""
+    return FORWARD[FORWARD.index(stage.phase) + 1]
 
 
 def stage_in(phase: Phase) -> Stage | None:
@@ -249,17 +255,17 @@ def after(phase: Phase) -> frozenset[Phase]:
 def cancellable(phase: Phase, spec: OrderSpec) -> bool:
     """Whether a cancellation (or a deletion) may still interrupt the saga in ``phase``.
 
-    Until a step that cannot be undone starts: Pending, a gate, a step with a
-    compensation, or a step without one that still waits for the client.
+    Until an irrevocable step starts, or the saga ended or compensates already. An
+    irrevocable step that waits for the client has not started while it waits.
     """
     if phase == Phase.PENDING:
         return True
     stage = stage_in(phase)
-    if isinstance(stage, Gate) or (isinstance(stage, Step) and stage.compensation is not None):
-        return True
-    if isinstance(stage, Step) and stage.waits_for is not None:
-        return not requested(stage.waits_for, spec)
-    return False
+    if stage is None:
+        return False  # terminal, or compensating already
+    if isinstance(stage, Step) and stage.irrevocable:
+        return stage.waits_for is not None and not requested(stage.waits_for, spec)
+    return True
 
 
 def idempotency_key(uid: str, name: str) -> str:
