@@ -26,7 +26,7 @@ from korder.domain import saga, steps
 from korder.domain.order import Order, OrderStatus
 from korder.kube import orders
 from korder.operator import performing
-from korder.outcomes import Deferred, Failed, Outcome
+from korder.outcomes import Deferred, Failed
 from korder.participant_clients import backoff, calls
 
 logger = logging.getLogger(__name__)
@@ -58,41 +58,67 @@ class Context:
 
 
 async def reconcile(ctx: Context, order: Order, *, retry: int, announce: Announce) -> float | None:
-    """Move the order on until it must wait; the seconds to wait for a retry, or None."""
+    """Move the order on until it must wait; the seconds to wait for a retry, or None.
+
+    Moves are applied to a local copy and written together, once, where the saga
+    would otherwise lose something: before each participant call (so a crash during
+    the call leaves the step in doubt, to be replayed, never unknown) and when the
+    saga comes to rest. A successful call's outcome and the next step's mark are one
+    write; the guard on the resourceVersion makes that safe, since a cancellation
+    that arrived during the call makes the write fail, and the move is decided again.
+    """
     meta = order.metadata
     assert meta.namespace is not None  # Orders are namespaced
-    ref = {"order": f"{meta.namespace}/{meta.name}", "uid": meta.uid}
-    for _ in range(MAX_MOVES):
-        move = saga.next_move(order, ctx.now())
-        if isinstance(move, saga.Idle):
-            return None
-        call: saga.Call | None = None
-        outcome: Outcome | None = None
-        if isinstance(move, saga.Call):
-            call = move
-            outcome = await performing.perform(ctx.participants, call, meta.uid)
-            move = saga.apply(order, call, outcome, ctx.policy, ctx.now())
-        if move.status != order.status:
-            try:
-                written = await ctx.write(order, move.status)
-            except orders.Conflict:
-                # Changed since it was read: decide again on what is there now. A
-                # call just made is repeated then, as a replay under its key.
-                logger.info("order changed during a move; reading it again", extra=ref)
-                order = await ctx.read(meta.namespace, meta.name)
-                continue
-        else:
-            written = order
-        for note in move.notes:
+    namespace, name = meta.namespace, meta.name
+    ref = {"order": f"{namespace}/{name}", "uid": meta.uid}
+    stored = current = order  # as the API server has it; with the moves not written yet
+    notes: list[steps.Note] = []
+
+    async def write() -> bool:
+        """Store ``current``; False when the order changed meanwhile (read again, then)."""
+        nonlocal stored, current, notes
+        if current.status == stored.status:
+            return True
+        try:
+            written = await ctx.write(stored, current.status)
+        except orders.Conflict:
+            # Decide again on what is there now; a call made meanwhile is repeated
+            # then, as a replay under its key. The notes not written go with it.
+            logger.info("order changed during a move; reading it again", extra=ref)
+            stored = current = await ctx.read(namespace, name)
+            notes = []
+            return False
+        for note in notes:
             logger.info(
-                "%s", note.message, extra={**ref, "reason": note.reason, "phase": move.status.phase}
+                "%s",
+                note.message,
+                extra={**ref, "reason": note.reason, "phase": written.status.phase},
             )
             announce(written, note)
-        order = written
-        if move.retry:
-            assert call is not None
+        stored, current, notes = written, written, []
+        return True
+
+    for _ in range(MAX_MOVES):
+        move = saga.next_move(current, ctx.now())
+        if isinstance(move, saga.Idle):
+            if await write():
+                return None
+            continue
+        if isinstance(move, saga.Call):
+            if not await write():  # the write-ahead: the step's mark is stored first
+                continue
+            outcome = await performing.perform(ctx.participants, move, meta.uid)
+            advance = saga.apply(current, move, outcome, ctx.policy, ctx.now())
+        else:
+            advance = move
+        notes += advance.notes
+        current = current.model_copy(update={"status": advance.status})
+        if advance.retry:
+            assert isinstance(move, saga.Call)
             assert isinstance(outcome, Failed | Deferred)
-            return _retry_delay(ctx, call, outcome, retry, ref)
+            if await write():
+                return _retry_delay(ctx, move, outcome, retry, ref)
+    await write()
     return 0.0  # more to do: let Kopf call again rather than loop here forever
 
 

@@ -112,8 +112,9 @@ async def test_a_new_order_is_driven_to_confirmed_and_then_waits(
         "PaymentCaptured",
         "OrderConfirmed",
     ]
-    # One write per move: admit, start, mark reserve, reserved, mark capture, captured.
-    assert store.writes == 6
+    # Written only where the saga would lose something: before each call (admitted,
+    # started and the reservation marked; reserved and the capture marked) and at rest.
+    assert store.writes == 3
     assert len(await ledger(participants, "inventory")) == 1
     assert len(await ledger(participants, "payment")) == 1
 
@@ -162,10 +163,12 @@ async def test_a_refused_write_is_decided_again_and_the_call_replayed(
         }
     )
     store.order = store.order.model_copy(update={"spec": asked})
-    # From Confirmed: write 1 moves to Processing, write 2 marks the shipment
-    # started, then the call; write 3 (the shipment done) is refused.
-    store.attempts, store.refuse = 0, {3}
+    # From Confirmed: write 1 stores Processing and the shipment's mark, then the call;
+    # write 2 (the shipment done) is refused, as if someone wrote first.
+    store.attempts, store.writes, store.refuse = 0, 0, {2}
     await reconciling.reconcile(ctx, store.order, retry=0, announce=store.announce)
+    # Refused once; the mark was stored already, so: the call again, then one write.
+    assert (store.attempts, store.writes) == (3, 2)
     assert store.order.status.phase == Phase.FULFILLED
     assert store.notes.count("OrderFulfilled") == 1
     # The call was made again after the refusal: a replay, not a second shipment.
@@ -180,4 +183,4 @@ async def test_a_store_that_keeps_nothing_cannot_make_it_spin(
     delay = await reconciling.reconcile(ctx, store.order, retry=0, announce=store.announce)
     # Bounded: after MAX_MOVES it hands back to Kopf (a retry at once), not a loop.
     assert delay == 0.0
-    assert store.writes == reconciling.MAX_MOVES
+    assert 0 < store.writes <= reconciling.MAX_MOVES
