@@ -129,6 +129,9 @@ def manifest(
     if annotations:
         metadata["annotations"] = annotations
     metadata["labels"] = {constants.LABEL_CUSTOMER: spec.customer.id, **(labels or {})}
+    # The saga's finalizer from the start: the operator would add it anyway (kubectl
+    # delete must wait for the compensations), and that would be one more write.
+    metadata["finalizers"] = [constants.FINALIZER]
     return {
         "apiVersion": constants.API_VERSION,
         "kind": constants.KIND,

@@ -189,3 +189,18 @@ def test_a_wait_that_runs_out_answers_with_the_order_as_it_is(
     plain = create(facade, Prefer="respond-async")
     assert plain.status_code == 201
     assert "Preference-Applied" not in plain.headers
+
+
+def test_the_facade_creates_orders_with_the_sagas_finalizer(stack: Stack) -> None:
+    order = created(stack.facade)
+    obj = stack.kubectl.json(
+        "get", "order", order["id"], "-n", stack.namespace, "--show-managed-fields"
+    )
+    assert obj["metadata"]["finalizers"] == ["korder.dev/saga"]
+    # Written by the facade's create, so the operator needs no patch of its own for it.
+    owners = [
+        m["manager"]
+        for m in obj["metadata"]["managedFields"]
+        if "f:finalizers" in m.get("fieldsV1", {}).get("f:metadata", {})
+    ]
+    assert owners == ["korder-api"]

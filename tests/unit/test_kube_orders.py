@@ -66,6 +66,7 @@ def test_the_customer_label_and_the_spec_go_into_the_manifest() -> None:
         "name": "o",
         "annotations": {"a": "b"},
         "labels": {"korder.dev/customer": "cust-1"},
+        "finalizers": ["korder.dev/saga"],
     }
     assert manifest["spec"]["items"][0]["price"] == "19.99"
 
