@@ -117,6 +117,55 @@ kind-load: ## (Laptops with Docker and kind) Load the image IMG into the kind cl
 kind-down: ## Delete the kind cluster.
 	kind delete cluster --name korder
 
+##@ Local cluster
+
+# The single-node cluster of make cluster-up (korder/localcluster/node.py): its kubeconfig.
+CLUSTER_KUBECONFIG := $(CURDIR)/.korder/cluster/kubeconfig
+# What the cluster needs from Debian (root): the runtime, the CNI plugins, iptables, and
+# podman, runc and mmdebstrap for the images.
+CLUSTER_PACKAGES := containerd containernetworking-plugins iptables podman runc mmdebstrap
+
+.PHONY: cluster-tools
+cluster-tools: ## (Debian, root) Install containerd, the CNI plugins, iptables, podman, runc, mmdebstrap when missing.
+	@missing=""; for p in $(CLUSTER_PACKAGES); do \
+		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "cluster-tools: installing$$missing with apt-get (the local cluster's runtime and network)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $$missing >/dev/null \
+		|| { echo "cluster-tools: apt-get failed; as root: apt-get install$$missing" >&2; exit 1; }; \
+	fi
+
+.PHONY: cluster-up
+cluster-up: venv cluster-tools ## A single-node cluster on this machine, in the background (state in .korder/cluster/).
+	$(PY) -m korder.localcluster cluster-up
+
+.PHONY: cluster-down
+cluster-down: venv ## Stop the local cluster and clean up after it (also after a killed run).
+	$(PY) -m korder.localcluster cluster-down
+
+.PHONY: cluster-load
+cluster-load: venv ## Put the podman image IMG into the local cluster's node (no registry, no pull).
+	$(PY) -m korder.localcluster load-image $(IMG)
+
+# The image made with podman on the local base, put into the node, and manifests/ with
+# the local overlay applied; done when every Deployment is Available.
+.PHONY: cluster-deploy
+cluster-deploy: CONTAINER_TOOL = podman
+cluster-deploy: docker-build cluster-load ## Build IMG with podman, load it into the local cluster and deploy korder (overlays/local).
+	KUBECONFIG=$(CLUSTER_KUBECONFIG) $(MAKE) --no-print-directory deploy \
+		DEPLOY_BASE=manifests/overlays/local IMG=$(IMG)
+	for d in korder-participants korder-operator korder-api; do \
+		$(KUBECTL) --kubeconfig=$(CLUSTER_KUBECONFIG) -n korder-system rollout status \
+			deployment/$$d --timeout=5m || exit 1; done
+
+DEPLOYED_PYTEST_ARGS ?=
+
+.PHONY: test-deployed
+test-deployed: cluster-deploy ## The e2e tests against korder's pods on the local cluster (make cluster-up first).
+	KORDER_DEPLOYED_KUBECONFIG=$(CLUSTER_KUBECONFIG) KORDER_KUBECTL=$(KUBECTL) \
+		$(PY) -m pytest tests/deployed -q $(PYTEST_ARGS) $(DEPLOYED_PYTEST_ARGS)
+
 ##@ Benchmarks
 
 .PHONY: bench
