@@ -91,7 +91,7 @@ test-image: image-tools docker-build controlplane ## The image built and run in 
 		$(PY) -m pytest tests/image -q $(PYTEST_ARGS)
 
 .PHONY: test
-test: lint typecheck test-unit test-e2e test-postman test-image ## Everything CI runs: lint, types, unit, e2e, Postman and image tests.
+test: lint typecheck test-unit test-e2e test-postman test-image test-cluster-smoke ## Everything CI runs: lint, types, unit, e2e, Postman, image tests, korder as pods.
 
 ##@ Running
 
@@ -160,6 +160,16 @@ cluster-deploy: docker-build cluster-load ## Build IMG with podman, load it into
 			deployment/$$d --timeout=5m || exit 1; done
 
 DEPLOYED_PYTEST_ARGS ?=
+
+# make test's check that the image and the manifests still run as pods: a fresh cluster
+# (one that was up is stopped first), korder deployed, the smoke tests, the cluster stopped
+# whatever happened.
+.PHONY: test-cluster-smoke
+test-cluster-smoke: venv cluster-tools ## A fresh local cluster, korder deployed, one order to Confirmed and one rolling update; then cluster-down.
+	@$(MAKE) --no-print-directory cluster-down >/dev/null 2>&1; \
+	$(MAKE) --no-print-directory cluster-up \
+	&& $(MAKE) --no-print-directory test-deployed DEPLOYED_PYTEST_ARGS="-m smoke"; \
+	rc=$$?; $(MAKE) --no-print-directory cluster-down; exit $$rc
 
 .PHONY: test-deployed
 test-deployed: cluster-deploy ## The e2e tests against korder's pods on the local cluster (make cluster-up first).
