@@ -270,4 +270,6 @@ undeploy: controlplane ## Remove what make deploy made, except the Namespace and
 
 .PHONY: clean
 clean: ## Remove the virtual environment and local state (not the control-plane cache).
+	@# A running local cluster has mounts under .korder/cluster: stop it before removing.
+	@if [ -d .korder/cluster ] && [ -x $(PY) ]; then $(PY) -m korder.localcluster cluster-down; fi
 	rm -rf $(VENV) node_modules .korder .mypy_cache .ruff_cache .pytest_cache build/image
