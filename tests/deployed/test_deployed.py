@@ -290,3 +290,30 @@ def test_a_replica_failing_its_liveness_probe_is_restarted_and_no_order_is_lost(
     ).stdout
     assert "Liveness probe failed" in events
     wait_for(lambda: all(ready(p) for p in pods(kubectl, "operator")), 120, "the operators ready")
+
+
+@pytest.mark.skipif(not daemon.READY.exists(), reason="needs the local cluster's node")
+def test_the_node_keeps_every_packet_on_this_machine() -> None:
+    """Read-only checks of the node's network: nothing is sent to see whether it leaks."""
+    forward = subprocess.run(
+        ["iptables", "-w", "-S", "FORWARD"], capture_output=True, text=True, check=True
+    ).stdout
+    assert f"-j {node.ISOLATION_CHAIN}" in forward
+    rules = subprocess.run(
+        ["iptables", "-w", "-S", node.ISOLATION_CHAIN], capture_output=True, text=True, check=True
+    ).stdout
+    assert f"-A {node.ISOLATION_CHAIN} -i {node.BRIDGE} -j DROP" in rules
+    assert f"-A {node.ISOLATION_CHAIN} -o {node.BRIDGE} -j DROP" in rules
+    # A Service address kube-proxy has no rule for stays on the bridge, never the default route.
+    route = subprocess.run(
+        ["ip", "route", "get", "10.96.0.254"], capture_output=True, text=True, check=True
+    ).stdout
+    assert f"dev {node.BRIDGE}" in route
+    # No masquerading of the pods' range (the bridge plugin's ipMasq is off).
+    nat = subprocess.run(
+        ["iptables", "-w", "-t", "nat", "-S", "POSTROUTING"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert node.POD_CIDR not in nat
