@@ -91,7 +91,7 @@ test-image: image-tools docker-build controlplane ## The image built and run in 
 		$(PY) -m pytest tests/image -q $(PYTEST_ARGS)
 
 .PHONY: test
-test: lint typecheck test-unit test-e2e test-postman test-image ## Everything CI runs: lint, types, unit, e2e, Postman and image tests.
+test: lint typecheck test-unit test-e2e test-postman test-image test-cluster-smoke ## Everything CI runs: lint, types, unit, e2e, Postman, image tests, korder as pods.
 
 ##@ Running
 
@@ -116,6 +116,65 @@ kind-load: ## (Laptops with Docker and kind) Load the image IMG into the kind cl
 .PHONY: kind-down
 kind-down: ## Delete the kind cluster.
 	kind delete cluster --name korder
+
+##@ Local cluster
+
+# The single-node cluster of make cluster-up (korder/localcluster/node.py): its kubeconfig.
+CLUSTER_KUBECONFIG := $(CURDIR)/.korder/cluster/kubeconfig
+# What the cluster needs from Debian (root): the runtime, the CNI plugins, iptables, and
+# podman, runc and mmdebstrap for the images.
+CLUSTER_PACKAGES := containerd containernetworking-plugins iptables podman runc mmdebstrap
+
+.PHONY: cluster-tools
+cluster-tools: ## (Debian, root) Install containerd, the CNI plugins, iptables, podman, runc, mmdebstrap when missing.
+	@missing=""; for p in $(CLUSTER_PACKAGES); do \
+		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "cluster-tools: installing$$missing with apt-get (the local cluster's runtime and network)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $$missing >/dev/null \
+		|| { echo "cluster-tools: apt-get failed; as root: apt-get install$$missing" >&2; exit 1; }; \
+	fi
+
+.PHONY: cluster-up
+cluster-up: venv cluster-tools ## A single-node cluster on this machine, in the background (state in .korder/cluster/).
+	$(PY) -m korder.localcluster cluster-up
+
+.PHONY: cluster-down
+cluster-down: venv ## Stop the local cluster and clean up after it (also after a killed run).
+	$(PY) -m korder.localcluster cluster-down
+
+.PHONY: cluster-load
+cluster-load: venv ## Put the podman image IMG into the local cluster's node (no registry, no pull).
+	$(PY) -m korder.localcluster load-image $(IMG)
+
+# The image made with podman on the local base, put into the node, and manifests/ with
+# the local overlay applied; done when every Deployment is Available.
+.PHONY: cluster-deploy
+cluster-deploy: CONTAINER_TOOL = podman
+cluster-deploy: docker-build cluster-load ## Build IMG with podman, load it into the local cluster and deploy korder (overlays/local).
+	KUBECONFIG=$(CLUSTER_KUBECONFIG) $(MAKE) --no-print-directory deploy \
+		DEPLOY_BASE=manifests/overlays/local IMG=$(IMG)
+	for d in korder-participants korder-operator korder-api; do \
+		$(KUBECTL) --kubeconfig=$(CLUSTER_KUBECONFIG) -n korder-system rollout status \
+			deployment/$$d --timeout=5m || exit 1; done
+
+DEPLOYED_PYTEST_ARGS ?=
+
+# make test's check that the image and the manifests still run as pods: a fresh cluster
+# (one that was up is stopped first), korder deployed, the smoke tests, the cluster stopped
+# whatever happened.
+.PHONY: test-cluster-smoke
+test-cluster-smoke: venv cluster-tools ## A fresh local cluster, korder deployed, one order to Confirmed and one rolling update; then cluster-down.
+	@$(MAKE) --no-print-directory cluster-down >/dev/null 2>&1; \
+	$(MAKE) --no-print-directory cluster-up \
+	&& $(MAKE) --no-print-directory test-deployed DEPLOYED_PYTEST_ARGS="-m smoke"; \
+	rc=$$?; $(MAKE) --no-print-directory cluster-down; exit $$rc
+
+.PHONY: test-deployed
+test-deployed: cluster-deploy ## The e2e tests against korder's pods on the local cluster (make cluster-up first).
+	KORDER_DEPLOYED_KUBECONFIG=$(CLUSTER_KUBECONFIG) KORDER_KUBECTL=$(KUBECTL) \
+		$(PY) -m pytest tests/deployed -q $(PYTEST_ARGS) $(DEPLOYED_PYTEST_ARGS)
 
 ##@ Benchmarks
 
@@ -211,4 +270,6 @@ undeploy: controlplane ## Remove what make deploy made, except the Namespace and
 
 .PHONY: clean
 clean: ## Remove the virtual environment and local state (not the control-plane cache).
+	@# A running local cluster has mounts under .korder/cluster: stop it before removing.
+	@if [ -d .korder/cluster ] && [ -x $(PY) ]; then $(PY) -m korder.localcluster cluster-down; fi
 	rm -rf $(VENV) node_modules .korder .mypy_cache .ruff_cache .pytest_cache build/image

@@ -1,30 +1,47 @@
 #!/usr/bin/env bash
-# Build kube-apiserver, etcd and kubectl for the local control plane, once.
+# Build the local cluster's Kubernetes binaries from a pinned Go module, once.
 #
-# The binaries land in $KORDER_CACHE_DIR/controlplane/<kubernetes version>-<go.sum digest>/
+#   build.sh [controlplane|node]
+#
+# controlplane (the default): kube-apiserver, etcd and kubectl, from hack/controlplane,
+# what make test and make run need. node: kube-controller-manager, kube-scheduler,
+# kubelet, kube-proxy and the pause program, from hack/node, what make cluster-up adds.
+# Two modules, two cache entries: adding the node's tools does not change the control
+# plane's digest, so make test's control plane is not rebuilt for them.
+#
+# The binaries land in $KORDER_CACHE_DIR/<module>/<kubernetes version>-<digest>/
 # (default ~/.cache/korder), so every clone on the machine shares one build, and a
-# change of pinned versions builds into a new folder. A folder that holds all three
-# binaries and its .complete stamp is reused without running Go at all.
+# change of pinned versions builds into a new folder. A folder that holds its .complete
+# stamp is reused without running Go at all.
 #
 # Prints the folder of binaries on its last line of stdout; progress goes to stderr.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
+module=${1:-controlplane}
+here=$(cd "$(dirname "$0")/.." && pwd)/$module
+case "$module" in
+  controlplane) tools="etcd:go.etcd.io/etcd/server/v3 kube-apiserver:k8s.io/kubernetes/cmd/kube-apiserver kubectl:k8s.io/kubernetes/cmd/kubectl"
+    extra_inputs=() ;;
+  node) tools="kube-controller-manager:k8s.io/kubernetes/cmd/kube-controller-manager kube-scheduler:k8s.io/kubernetes/cmd/kube-scheduler kube-proxy:k8s.io/kubernetes/cmd/kube-proxy kubelet:k8s.io/kubernetes/cmd/kubelet pause:./pause"
+    extra_inputs=("$here/pause/main.go") ;;
+  *) echo "build.sh: unknown module $module (controlplane or node)" >&2; exit 2 ;;
+esac
 cache_root=${KORDER_CACHE_DIR:-$HOME/.cache/korder}
-k8s_version=$(awk '$1=="k8s.io/kubernetes"{print $2; exit}' "$here/go.mod")
+k8s_version=$(awk '$1=="k8s.io/kubernetes"{print $2; exit} $1=="require" && $2=="k8s.io/kubernetes"{print $3; exit}' "$here/go.mod")
 etcd_version=$(awk '$1=="go.etcd.io/etcd/server/v3"{print $2; exit}' "$here/go.mod")
 # Bump recipe when the flags below change, so the cache folder changes with them.
 recipe=1
-digest=$( (cat "$here/go.mod" "$here/go.sum"; echo "recipe=$recipe") | sha256sum | cut -c1-12)
-out="$cache_root/controlplane/$k8s_version-$digest"
+digest=$( (cat "$here/go.mod" "$here/go.sum" ${extra_inputs[@]+"${extra_inputs[@]}"}; echo "recipe=$recipe") \
+  | sha256sum | cut -c1-12)
+out="$cache_root/$module/$k8s_version-$digest"
 
 if [[ -f "$out/.complete" ]]; then
-  echo "control plane $k8s_version: cached in $out" >&2
+  echo "$module $k8s_version: cached in $out" >&2
   echo "$out"
   exit 0
 fi
 
 mkdir -p "$out"
-log() { printf '[controlplane %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+log() { printf '[%s %s] %s\n' "$module" "$(date +%H:%M:%S)" "$*" >&2; }
 # The build is CPU-bound; -p 2 matches the machine and keeps memory in check.
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 ver_pkg=k8s.io/component-base/version
@@ -38,10 +55,18 @@ build() {  # name package ldflags
   mv "$out/$name.tmp" "$out/$name"
   log "built $name in $((SECONDS - start))s"
 }
-build etcd go.etcd.io/etcd/server/v3 "-s -w"
-build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$k8s_ldflags"
-build kubectl k8s.io/kubernetes/cmd/kubectl "$k8s_ldflags"
-printf 'kubernetes %s\netcd %s\n' "$k8s_version" "$etcd_version" > "$out/VERSIONS"
+for tool in $tools; do
+  name=${tool%%:*} pkg=${tool#*:}
+  case "$pkg" in
+    k8s.io/*) build "$name" "$pkg" "$k8s_ldflags" ;;
+    *) build "$name" "$pkg" "-s -w" ;;
+  esac
+done
+if [[ $module == controlplane ]]; then
+  printf 'kubernetes %s\netcd %s\n' "$k8s_version" "$etcd_version" > "$out/VERSIONS"
+else
+  printf 'kubernetes %s\n' "$k8s_version" > "$out/VERSIONS"
+fi
 touch "$out/.complete"
-log "control plane $k8s_version ready in $out"
+log "$module $k8s_version ready in $out"
 echo "$out"

@@ -5,6 +5,10 @@
   use it, and its built-in kustomize, so no other tool needs installing).
 - ``up``: only the control plane, in the foreground, writing ``.korder/kubeconfig``.
 - ``run``: the whole system (``make run``).
+- ``node``: build (or find) the local cluster's node components; print their folder.
+- ``cluster-up`` / ``cluster-down``: the single-node cluster in the background
+  (``make cluster-up``, ``make cluster-down``); ``cluster-serve`` is that background process.
+- ``load-image IMAGE``: put a podman image into the cluster's containerd (``make cluster-load``).
 """
 
 from __future__ import annotations
@@ -14,12 +18,26 @@ import sys
 import time
 
 from korder import logs
-from korder.localcluster import binaries, system
+from korder.localcluster import binaries, daemon, images, node, system
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m korder.localcluster")
-    parser.add_argument("command", choices=["build", "kubectl", "up", "run"])
+    parser.add_argument(
+        "command",
+        choices=[
+            "build",
+            "kubectl",
+            "up",
+            "run",
+            "node",
+            "cluster-up",
+            "cluster-serve",
+            "cluster-down",
+            "load-image",
+        ],
+    )
+    parser.add_argument("image", nargs="?", help="load-image: the podman image to load")
     args = parser.parse_args(argv)
     logs.configure(component="localcluster")
     if args.command == "build":
@@ -27,6 +45,24 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "kubectl":
         print(binaries.resolve().kubectl)
+        return 0
+    if args.command == "node":
+        print(binaries.resolve_node().kubelet.parent)
+        return 0
+    if args.command == "cluster-up":
+        return daemon.up()
+    if args.command == "cluster-serve":
+        return daemon.serve()
+    if args.command == "cluster-down":
+        return daemon.down()
+    if args.command == "load-image":
+        if not args.image:
+            parser.error("load-image needs the image")
+        if daemon.READY.exists() is False:
+            print("the local cluster is not up (make cluster-up)", file=sys.stderr)
+            return 1
+        name = images.load(node.LocalCluster().ctr, args.image)
+        print(f"{args.image} loaded into the node as {name}", file=sys.stderr)
         return 0
     if args.command == "up":
         try:

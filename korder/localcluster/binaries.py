@@ -7,6 +7,11 @@ Order of preference:
    modules (a cold build takes minutes; a warm one is a file check).
 
 kubectl comes from the same folder when it is there, else from ``PATH``.
+
+The local cluster's node components (kube-controller-manager, kube-scheduler, kubelet,
+kube-proxy and the pause program) come from a second module, ``hack/node``, built by
+the same script into their own cache entry (:func:`resolve_node`), so that adding them
+never rebuilds the control plane that ``make test`` and ``make run`` use.
 """
 
 from __future__ import annotations
@@ -46,6 +51,56 @@ class Binaries:
         return cls(etcd=etcd, kube_apiserver=apiserver, kubectl=kubectl)
 
 
+@dataclass(frozen=True)
+class NodeBinaries:
+    kube_controller_manager: Path
+    kube_scheduler: Path
+    kubelet: Path
+    kube_proxy: Path
+    #: The static program the pods' sandbox image is made of (see :mod:`.images`).
+    pause: Path
+
+    @classmethod
+    def in_folder(cls, folder: Path) -> NodeBinaries | None:
+        found = cls(
+            kube_controller_manager=folder / "kube-controller-manager",
+            kube_scheduler=folder / "kube-scheduler",
+            kubelet=folder / "kubelet",
+            kube_proxy=folder / "kube-proxy",
+            pause=folder / "pause",
+        )
+        paths = (
+            found.kube_controller_manager,
+            found.kube_scheduler,
+            found.kubelet,
+            found.kube_proxy,
+            found.pause,
+        )
+        return found if all(p.is_file() for p in paths) else None
+
+
+def _build(module: str) -> Path:
+    """Run the build script for ``module``; the folder of binaries it printed last."""
+    # The script prints progress on stderr (inherited, so it shows) and the folder last.
+    result = subprocess.run(
+        ["bash", str(BUILD_SCRIPT), module], stdout=subprocess.PIPE, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise BinariesUnavailableError(
+            f"{BUILD_SCRIPT} {module} failed with exit code {result.returncode}"
+        )
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def resolve_node() -> NodeBinaries:
+    """The node components, building them into the cache when needed."""
+    folder = _build("node")
+    found = NodeBinaries.in_folder(folder)
+    if found is None:
+        raise BinariesUnavailableError(f"{BUILD_SCRIPT} node did not leave binaries in {folder}")
+    return found
+
+
 def resolve() -> Binaries:
     """The binaries to run, building them into the cache when needed."""
     assets = os.environ.get("KUBEBUILDER_ASSETS")
@@ -57,13 +112,7 @@ def resolve() -> Binaries:
             f"KUBEBUILDER_ASSETS={assets} lacks kube-apiserver or etcd; using the build cache",
             file=sys.stderr,
         )
-    # The script prints progress on stderr (inherited, so it shows) and the folder last.
-    result = subprocess.run(
-        ["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise BinariesUnavailableError(f"{BUILD_SCRIPT} failed with exit code {result.returncode}")
-    folder = Path(result.stdout.strip().splitlines()[-1])
+    folder = _build("controlplane")
     found = Binaries.in_folder(folder)
     if found is None:
         raise BinariesUnavailableError(f"{BUILD_SCRIPT} did not leave binaries in {folder}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,8 +89,15 @@ def _issue(
     return builder.sign(issuer_key, hashes.SHA256())
 
 
-def generate(folder: Path) -> CertificateFiles:
-    """Write a CA, a serving pair for 127.0.0.1, an admin client pair and a SA key pair."""
+def generate(
+    folder: Path, server_ips: Sequence[str] = ("127.0.0.1", "10.96.0.1")
+) -> CertificateFiles:
+    """Write a CA, a serving pair for ``server_ips``, an admin client pair and a SA key pair.
+
+    The serving certificate names every address a client reaches the API server by:
+    loopback, and the ``kubernetes`` Service's IP (the first of the service range) that
+    pods use; the local cluster adds its node address.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     files = CertificateFiles(
         ca_cert=folder / "ca.crt",
@@ -109,7 +117,7 @@ def generate(folder: Path) -> CertificateFiles:
         x509.DNSName(n)
         for n in ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc")
     ]
-    server_sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in ("127.0.0.1", "10.0.0.1")]
+    server_sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in server_ips]
     server = _issue(
         _name("kube-apiserver"),
         server_key,

@@ -12,6 +12,7 @@ Used by :mod:`korder.localcluster.system` (``make run``) and the e2e test sessio
 from __future__ import annotations
 
 import base64
+import ipaddress
 import logging
 import shutil
 import socket
@@ -31,7 +32,9 @@ from korder.localcluster.binaries import Binaries
 log = logging.getLogger(__name__)
 
 FEATURE_GATES = "ShardedListAndWatch=true"
-SERVICE_CIDR = "10.0.0.0/24"
+#: The Services' virtual addresses; the local cluster's kube-proxy makes them real (see
+#: :mod:`.node`: a range that nothing on these machines routes).
+SERVICE_CIDR = "10.96.0.0/24"
 
 
 class ControlPlaneError(RuntimeError):
@@ -59,7 +62,17 @@ class ControlPlane:
     kubeconfig: Path
     ephemeral: bool = False
     ready_timeout: float = 90.0
+    #: The address kube-apiserver listens on and advertises in the ``kubernetes`` Service.
+    #: Loopback for the bare control plane; the local cluster's node address, which its
+    #: pods can reach, for ``make cluster-up``.
+    address: str = "127.0.0.1"
+    service_cidr: str = SERVICE_CIDR
+    #: With a controller-manager minting service-account tokens, pods need the
+    #: ServiceAccount admission plugin; without one it would refuse every pod.
+    service_accounts: bool = False
+    extra_args: tuple[str, ...] = ()
     api_url: str = field(init=False, default="")
+    certs: certificates.CertificateFiles | None = field(init=False, default=None)
     _procs: list[subprocess.Popen[bytes]] = field(init=False, default_factory=list)
 
     @property
@@ -82,7 +95,9 @@ class ControlPlane:
 
     def start(self) -> None:
         self._clean_stale_state()
-        certs = certificates.generate(self.state_dir / "pki")
+        service_ip = str(next(ipaddress.ip_network(self.service_cidr).hosts()))
+        server_ips = sorted({"127.0.0.1", self.address, service_ip})
+        certs = self.certs = certificates.generate(self.state_dir / "pki", server_ips)
         etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
         etcd_url = f"http://127.0.0.1:{etcd_port}"
         peer_url = f"http://127.0.0.1:{peer_port}"
@@ -102,14 +117,20 @@ class ControlPlane:
         try:
             self._spawn("etcd", etcd_args)
             self._wait_etcd(etcd_url)
-            self.api_url = f"https://127.0.0.1:{api_port}"
+            self.api_url = f"https://{self.address}:{api_port}"
+            admission = (
+                []
+                if self.service_accounts
+                # No controller-manager mints service-account tokens here.
+                else ["--disable-admission-plugins=ServiceAccount"]
+            )
             self._spawn(
                 "kube-apiserver",
                 [
                     self.binaries.kube_apiserver,
                     f"--etcd-servers={etcd_url}",
-                    "--bind-address=127.0.0.1",
-                    "--advertise-address=127.0.0.1",
+                    f"--bind-address={self.address}",
+                    f"--advertise-address={self.address}",
                     f"--secure-port={api_port}",
                     f"--cert-dir={self.state_dir / 'pki'}",
                     f"--tls-cert-file={certs.server_cert}",
@@ -118,13 +139,13 @@ class ControlPlane:
                     f"--service-account-key-file={certs.service_account_pub}",
                     f"--service-account-signing-key-file={certs.service_account_key}",
                     "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                    f"--service-cluster-ip-range={SERVICE_CIDR}",
+                    f"--service-cluster-ip-range={self.service_cidr}",
                     "--authorization-mode=RBAC",
                     "--allow-privileged=true",
-                    # No controller-manager mints service-account tokens here.
-                    "--disable-admission-plugins=ServiceAccount",
+                    *admission,
                     f"--feature-gates={FEATURE_GATES}",
                     "--profiling=false",
+                    *self.extra_args,
                 ],
             )
             self._write_kubeconfig(certs)

@@ -9,9 +9,12 @@ kept in Kopf's memo.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
+import os
 import random
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, cast
 
@@ -74,6 +77,34 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         attempts_per_call=ours.participant_attempts,
         rng=random.Random(ours.chaos_seed),  # noqa: S311 - jitter, not secrets
     )
+
+
+def in_cluster_server(info: kopf.ConnectionInfo, env: Mapping[str, str]) -> kopf.ConnectionInfo:
+    """``info`` pointed at the API server the way client-go finds it in a pod.
+
+    Kopf's own service-account login names the server ``kubernetes.default.svc``, which
+    only a cluster DNS resolves; the kubelet gives every container the ``kubernetes``
+    Service's address in ``KUBERNETES_SERVICE_HOST`` and ``_PORT``, DNS or not (the
+    local cluster of ``make cluster-up`` has none). The serving certificate names that
+    address as well as the name.
+    """
+    host = env.get("KUBERNETES_SERVICE_HOST")
+    if not host:
+        return info
+    port = env.get("KUBERNETES_SERVICE_PORT", "443")
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    return dataclasses.replace(info, server=f"https://{host}:{port}")
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """Kopf's two built-in logins, in Kopf's order: the pod's service account, else
+    the kubeconfig (a handler of ours replaces Kopf's defaults, so both are named)."""
+    info = kopf.login_with_service_account(**kwargs)
+    if info is not None:
+        return in_cluster_server(info, os.environ)
+    return kopf.login_with_kubeconfig(**kwargs)
 
 
 @kopf.on.cleanup()

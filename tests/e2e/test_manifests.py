@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import copy
+import ipaddress
 import os
 import shutil
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from korder.localcluster import system
+from korder.localcluster import controlplane, system
 from tests.e2e.conftest import Component, Identities, Kubectl, bind_api, wait_for
 
 MANIFESTS = system.MANIFESTS
@@ -34,6 +35,7 @@ KUSTOMIZATIONS = [
     "samples",
     "default",
     "overlays/kind",
+    "overlays/local",
 ]
 OPERATOR = f"system:serviceaccount:{system.SYSTEM_NAMESPACE}:korder-operator"
 API = f"system:serviceaccount:{system.SYSTEM_NAMESPACE}:korder-api"
@@ -43,6 +45,23 @@ def test_every_kustomization_is_checked() -> None:
     found = {str(k.parent.relative_to(MANIFESTS)) for k in MANIFESTS.rglob("kustomization.yaml")}
     # The participants component cannot be built alone; default includes it.
     assert found == {*KUSTOMIZATIONS, "participants"}
+
+
+def test_the_local_overlay_never_pulls_and_finds_the_participants_by_address(
+    kubectl: Kubectl,
+) -> None:
+    """The local cluster has no registry and no DNS (korder/localcluster/node.py)."""
+    objects = build(kubectl, MANIFESTS / "overlays" / "local")
+    for name, deployment in by_kind(objects, "Deployment").items():
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            assert container["imagePullPolicy"] == "Never", name
+    address = by_kind(objects, "Service")["korder-participants"]["spec"]["clusterIP"]
+    assert ipaddress.ip_address(address) in ipaddress.ip_network(controlplane.SERVICE_CIDR)
+    (config,) = by_kind(objects, "ConfigMap").values()
+    for service in ("inventory", "payment", "shipping"):
+        assert config["data"][f"KORDER_{service.upper()}_URL"] == (
+            f"http://{address}:8001/{service}"
+        )
 
 
 def build(kubectl: Kubectl, folder: Path) -> list[dict[str, Any]]:
