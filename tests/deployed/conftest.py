@@ -16,7 +16,6 @@ import json
 import os
 import re
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import httpx
 import pytest
 
 from korder.localcluster import processes
+from tests.support.waiting import wait_for
 
 NAMESPACE = "korder-system"
 
@@ -67,17 +67,6 @@ def kubectl() -> Kubectl:
     return Kubectl(
         Path(os.environ["KORDER_DEPLOYED_KUBECONFIG"]), os.environ.get("KORDER_KUBECTL", "kubectl")
     )
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.5)
 
 
 @dataclass

@@ -29,9 +29,9 @@ from tests.deployed.conftest import (
     lease_holder,
     pods,
     ready,
-    wait_for,
 )
 from tests.support.orders import spec
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.deployed
 

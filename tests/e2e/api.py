@@ -7,8 +7,9 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.conftest import Component, wait_for
+from tests.e2e.conftest import Component
 from tests.support.orders import spec
+from tests.support.waiting import wait_for
 
 PROBLEM_TYPES = "https://korder.dev/problems/"
 

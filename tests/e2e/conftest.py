@@ -27,7 +27,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ import pytest
 
 from korder.localcluster import binaries, processes, system
 from korder.localcluster.controlplane import ControlPlane, free_port
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -105,20 +105,6 @@ def identities(cluster: system.Cluster, tmp_path_factory: pytest.TempPathFactory
         operator=cluster.service_account_kubeconfig("korder-operator", folder / "operator"),
         api=cluster.service_account_kubeconfig("korder-api", folder / "api"),
     )
-
-
-def wait_for(
-    predicate: Callable[[], object], timeout: float = 30.0, what: str = "condition"
-) -> object:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.2)
 
 
 @dataclass

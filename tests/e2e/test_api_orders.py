@@ -13,8 +13,9 @@ from typing import Any
 import httpx
 
 from tests.e2e.api import assert_problem, create, created, get, wait_for_status
-from tests.e2e.conftest import Component, Kubectl, wait_for
+from tests.e2e.conftest import Component, Kubectl
 from tests.support.orders import VALID_SPEC, spec
+from tests.support.waiting import wait_for
 
 NEW_ADDRESS = {
     "street": "2 Difference Road",

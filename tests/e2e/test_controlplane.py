@@ -14,7 +14,7 @@ import httpx
 
 from korder.localcluster import binaries
 from korder.localcluster.controlplane import ControlPlane
-from tests.e2e.conftest import wait_for
+from tests.support.waiting import wait_for
 
 STARTER = """
 import sys, time

@@ -22,7 +22,8 @@ import pytest
 import yaml
 
 from korder.localcluster import controlplane, system
-from tests.e2e.conftest import Component, Identities, Kubectl, bind_api, wait_for
+from tests.e2e.conftest import Component, Identities, Kubectl, bind_api
+from tests.support.waiting import wait_for
 
 MANIFESTS = system.MANIFESTS
 #: Every kustomization a user applies (the participants component is built through default).

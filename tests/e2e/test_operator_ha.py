@@ -22,8 +22,9 @@ import yaml
 
 from korder.localcluster import binaries, processes, system
 from korder.localcluster.controlplane import ControlPlane
-from tests.e2e.conftest import Component, Kubectl, Participants, start_operator, wait_for
+from tests.e2e.conftest import Component, Kubectl, Participants, start_operator
 from tests.support.orders import spec
+from tests.support.waiting import wait_for
 
 LEASE = {
     "KORDER_OPERATOR_LEASE_SECONDS": "4",

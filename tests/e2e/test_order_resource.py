@@ -6,8 +6,9 @@ import copy
 
 import pytest
 
-from tests.e2e.conftest import Kubectl, wait_for
+from tests.e2e.conftest import Kubectl
 from tests.support.orders import VALID_SPEC, order_yaml, spec
+from tests.support.waiting import wait_for
 
 
 def test_crd_is_established(kubectl: Kubectl) -> None:

@@ -21,7 +21,8 @@ import pytest
 
 from korder.localcluster import processes
 from korder.localcluster.controlplane import free_port
-from tests.e2e.conftest import Participants, _start_component, wait_for
+from tests.e2e.conftest import Participants, _start_component
+from tests.support.waiting import wait_for
 
 CHARGE = {"amount": "44.98", "currency": "USD", "paymentMethod": "credit_card"}
 #: Orders of the traffic test: each one a reservation and a charge.

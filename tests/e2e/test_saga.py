@@ -15,8 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Component, Kubectl, Participants, wait_for
+from tests.e2e.conftest import Component, Kubectl, Participants
 from tests.support.orders import order_yaml, spec
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.usefixtures("operator")
 

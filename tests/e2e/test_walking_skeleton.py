@@ -6,8 +6,9 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.conftest import Component, Kubectl, wait_for
+from tests.e2e.conftest import Component, Kubectl
 from tests.support.orders import VALID_SPEC, order_yaml
+from tests.support.waiting import wait_for
 
 #: Where an order of the shared valid spec can be when a test first looks.
 EARLY_PHASES = ("Pending", "ReservingInventory", "ProcessingPayment", "Confirmed")

@@ -22,7 +22,8 @@ import pytest
 import yaml
 
 from korder.localcluster import binaries, system
-from tests.e2e.conftest import cluster, wait_for  # noqa: F401 - cluster is a fixture here
+from tests.e2e.conftest import cluster  # noqa: F401 - cluster is a fixture here
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.image
 

@@ -16,9 +16,9 @@ import httpx
 
 from korder.localcluster import system
 from korder.localcluster.controlplane import free_port
-from tests.e2e.conftest import wait_for
 from tests.image.conftest import Container, Engine, unreachable_kubeconfig
 from tests.support.orders import spec
+from tests.support.waiting import wait_for
 
 UID = GID = "65532"
 #: Every role binds 127.0.0.1 only: the containers share the host's network.
