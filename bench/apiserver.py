@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import resource
@@ -28,7 +29,7 @@ import ssl
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -249,21 +250,31 @@ def table(results: list[Result], title: str) -> str:
     return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def fresh_cluster(name: str, *, fsync: bool = False) -> Iterator[tuple[Path, system.Cluster]]:
+    """A new local control plane with the CRD, in a temporary folder, for one benchmark.
+
+    Yields the folder (for logs and certificates) and the cluster; all of it goes at the end.
+    """
+    bins = binaries.resolve()
+    with tempfile.TemporaryDirectory(prefix=f"korder-bench-{name}-") as tmp:
+        state = Path(tmp)
+        kubeconfig = state / "kubeconfig"
+        with ControlPlane(bins, state_dir=state / "cp", kubeconfig=kubeconfig, ephemeral=not fsync):
+            cluster = system.Cluster(kubeconfig, bins.kubectl)
+            cluster.install_crds()
+            yield state, cluster
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.apiserver")
     parser.add_argument("--seconds", type=float, default=6.0, help="time per measurement")
     parser.add_argument("--max-requests", type=int, default=5000, help="requests per measurement")
     parser.add_argument("--no-fsync", action="store_true", help="etcd --unsafe-no-fsync")
     args = parser.parse_args()
-    bins = binaries.resolve()
-    with tempfile.TemporaryDirectory(prefix="korder-bench-") as tmp:
-        state = Path(tmp)
-        with ControlPlane(
-            bins, state_dir=state / "cp", kubeconfig=state / "kubeconfig", ephemeral=args.no_fsync
-        ):
-            system.Cluster(state / "kubeconfig", bins.kubectl).install_crds()
-            server, context = ssl_context(state / "kubeconfig", state)
-            results = asyncio.run(measure(server, context, args.seconds, args.max_requests))
+    with fresh_cluster("apiserver", fsync=not args.no_fsync) as (state, cluster):
+        server, context = ssl_context(cluster.kubeconfig, state)
+        results = asyncio.run(measure(server, context, args.seconds, args.max_requests))
     fsync = "off (--unsafe-no-fsync)" if args.no_fsync else "on"
     print(
         table(results, f"kube-apiserver write ceiling, {os.cpu_count()} cores, etcd fsync {fsync}")

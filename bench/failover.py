@@ -22,18 +22,16 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import httpx
 import yaml
 
 from bench import apiserver
-from korder.localcluster import binaries, processes, system
-from korder.localcluster.controlplane import ControlPlane, free_port
+from korder.localcluster import processes, system
+from korder.localcluster.controlplane import free_port
 from korder.settings import Settings
 
 GOAL_SECONDS = 15.0
@@ -72,75 +70,70 @@ def _until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def run(rounds: int) -> Report:
-    bins = binaries.resolve()
-    with tempfile.TemporaryDirectory(prefix="korder-bench-failover-") as tmp:
-        state = Path(tmp)
-        kubeconfig = state / "kubeconfig"
-        with ControlPlane(bins, state_dir=state / "cp", kubeconfig=kubeconfig, ephemeral=True):
-            cluster = system.Cluster(kubeconfig, bins.kubectl)
-            cluster.install_crds()
-            cluster.kubectl_run("create", "namespace", "bench")
-            p_port = free_port()
-            base = system.component_env(
-                kubeconfig,
-                KORDER_PARTICIPANTS_PORT=str(p_port),
-                KORDER_LOG_LEVEL="WARNING",
-                KORDER_OPERATOR_METRICS_PORT="0",
-                **system.participant_urls(str(p_port)),
+    with apiserver.fresh_cluster("failover") as (state, cluster):
+        kubeconfig = cluster.kubeconfig
+        cluster.kubectl_run("create", "namespace", "bench")
+        p_port = free_port()
+        base = system.component_env(
+            kubeconfig,
+            KORDER_PARTICIPANTS_PORT=str(p_port),
+            KORDER_LOG_LEVEL="WARNING",
+            KORDER_OPERATOR_METRICS_PORT="0",
+            **system.participant_urls(str(p_port)),
+        )
+        logs = state / "logs"
+        logs.mkdir()
+        participants = processes.spawn(
+            [sys.executable, "-m", "korder.participants"],
+            env=base,
+            log=logs / "participants.log",
+        )
+        children = [participants]
+        try:
+            processes.wait_healthy(
+                participants, f"http://127.0.0.1:{p_port}/health", "participants"
             )
-            logs = state / "logs"
-            logs.mkdir()
-            participants = processes.spawn(
-                [sys.executable, "-m", "korder.participants"],
-                env=base,
-                log=logs / "participants.log",
-            )
-            children = [participants]
-            try:
-                processes.wait_healthy(
-                    participants, f"http://127.0.0.1:{p_port}/health", "participants"
+
+            def start(identity: str) -> Replica:
+                port = free_port()
+                env = {
+                    **base,
+                    "KORDER_OPERATOR_IDENTITY": identity,
+                    "KORDER_OPERATOR_PROBE_PORT": str(port),
+                }
+                proc = processes.spawn(
+                    [sys.executable, "-m", "korder.operator"],
+                    env=env,
+                    log=logs / f"operator-{identity}.log",
                 )
+                children.append(proc)
+                health = f"http://127.0.0.1:{port}/healthz"
+                processes.wait_healthy(proc, health, f"operator {identity}")
+                return Replica(identity, health, proc)
 
-                def start(identity: str) -> Replica:
-                    port = free_port()
-                    env = {
-                        **base,
-                        "KORDER_OPERATOR_IDENTITY": identity,
-                        "KORDER_OPERATOR_PROBE_PORT": str(port),
-                    }
-                    proc = processes.spawn(
-                        [sys.executable, "-m", "korder.operator"],
-                        env=env,
-                        log=logs / f"operator-{identity}.log",
-                    )
-                    children.append(proc)
-                    health = f"http://127.0.0.1:{port}/healthz"
-                    processes.wait_healthy(proc, health, f"operator {identity}")
-                    return Replica(identity, health, proc)
-
-                leader = start("r0")
-                _until(leader.leading, 30, "the first replica to lead")
-                standby = start("r1")
-                takeovers, orders = [], []
-                for n in range(rounds):
-                    _confirm(cluster, f"warm-{n}")  # the leader acts
-                    leader.proc.kill()
-                    leader.proc.wait()
-                    killed = time.monotonic()
-                    name = f"after-kill-{n}"
-                    _create(cluster, name)
-                    _until(standby.leading, 60, "the waiting replica to take over")
-                    takeovers.append(round(time.monotonic() - killed, 2))
-                    _until(functools.partial(_confirmed, cluster, name), 60, f"{name} Confirmed")
-                    orders.append(round(time.monotonic() - killed, 2))
-                    print(
-                        f"  round {n + 1}: takeover {takeovers[-1]} s, "
-                        f"order confirmed {orders[-1]} s after the kill",
-                        flush=True,
-                    )
-                    leader, standby = standby, start(f"r{n + 2}")
-            finally:
-                processes.stop(children)
+            leader = start("r0")
+            _until(leader.leading, 30, "the first replica to lead")
+            standby = start("r1")
+            takeovers, orders = [], []
+            for n in range(rounds):
+                _confirm(cluster, f"warm-{n}")  # the leader acts
+                leader.proc.kill()
+                leader.proc.wait()
+                killed = time.monotonic()
+                name = f"after-kill-{n}"
+                _create(cluster, name)
+                _until(standby.leading, 60, "the waiting replica to take over")
+                takeovers.append(round(time.monotonic() - killed, 2))
+                _until(functools.partial(_confirmed, cluster, name), 60, f"{name} Confirmed")
+                orders.append(round(time.monotonic() - killed, 2))
+                print(
+                    f"  round {n + 1}: takeover {takeovers[-1]} s, "
+                    f"order confirmed {orders[-1]} s after the kill",
+                    flush=True,
+                )
+                leader, standby = standby, start(f"r{n + 2}")
+        finally:
+            processes.stop(children)
     return Report(
         rounds=rounds,
         lease_seconds=Settings().operator_lease_seconds,

@@ -29,12 +29,10 @@ import asyncio
 import json
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -43,8 +41,8 @@ import httpx
 from bench import apiserver
 from korder.domain import saga
 from korder.domain.order import HistoryEntry
-from korder.localcluster import binaries, processes, system
-from korder.localcluster.controlplane import ControlPlane, free_port
+from korder.localcluster import processes, system
+from korder.localcluster.controlplane import free_port
 
 SETTLED = {"Confirmed", "Failed", "Cancelled"}
 NAMESPACE = apiserver.NAMESPACE
@@ -144,70 +142,63 @@ def check_invariants(
 
 
 def run(args: argparse.Namespace) -> Report:
-    bins = binaries.resolve()
-    with tempfile.TemporaryDirectory(prefix="korder-bench-saga-") as tmp:
-        state = Path(tmp)
-        kubeconfig = state / "kubeconfig"
-        with ControlPlane(bins, state_dir=state / "cp", kubeconfig=kubeconfig, ephemeral=True):
-            cluster = system.Cluster(kubeconfig, bins.kubectl)
-            cluster.install_crds()
-            p_port, probe, metrics = free_port(), free_port(), free_port()
-            env = system.component_env(
-                kubeconfig,
-                KORDER_PARTICIPANTS_PORT=str(p_port),
-                KORDER_OPERATOR_PROBE_PORT=str(probe),
-                KORDER_OPERATOR_METRICS_PORT=str(metrics),
-                KORDER_LOG_LEVEL="WARNING",
-                **system.participant_urls(str(p_port)),
+    with apiserver.fresh_cluster("saga") as (state, cluster):
+        kubeconfig = cluster.kubeconfig
+        p_port, probe, metrics = free_port(), free_port(), free_port()
+        env = system.component_env(
+            kubeconfig,
+            KORDER_PARTICIPANTS_PORT=str(p_port),
+            KORDER_OPERATOR_PROBE_PORT=str(probe),
+            KORDER_OPERATOR_METRICS_PORT=str(metrics),
+            KORDER_LOG_LEVEL="WARNING",
+            **system.participant_urls(str(p_port)),
+        )
+        if args.chaos:
+            env.update(
+                CHAOS_MODE="true",
+                KORDER_CHAOS_RATE=str(args.chaos_rate),
+                KORDER_CHAOS_SEED=str(args.chaos_seed),
+                KORDER_CHAOS_LATENCY_MS=str(args.chaos_latency_ms),
+                KORDER_RETRY_CAP_SECONDS="5",
             )
-            if args.chaos:
-                env.update(
-                    CHAOS_MODE="true",
-                    KORDER_CHAOS_RATE=str(args.chaos_rate),
-                    KORDER_CHAOS_SEED=str(args.chaos_seed),
-                    KORDER_CHAOS_LATENCY_MS=str(args.chaos_latency_ms),
-                    KORDER_RETRY_CAP_SECONDS="5",
-                )
-            logs = state / "logs"
-            logs.mkdir()
-            children = [
+        logs = state / "logs"
+        logs.mkdir()
+        children = [
+            processes.spawn(
+                [sys.executable, "-m", "korder.participants"],
+                env=env,
+                log=logs / "participants.log",
+            ),
+        ]
+        try:
+            processes.wait_healthy(children[0], f"http://127.0.0.1:{p_port}/health", "participants")
+            children.append(
                 processes.spawn(
-                    [sys.executable, "-m", "korder.participants"],
+                    [sys.executable, "-m", "korder.operator"],
                     env=env,
-                    log=logs / "participants.log",
-                ),
-            ]
-            try:
-                processes.wait_healthy(
-                    children[0], f"http://127.0.0.1:{p_port}/health", "participants"
+                    log=logs / "operator.log",
                 )
-                children.append(
-                    processes.spawn(
-                        [sys.executable, "-m", "korder.operator"],
-                        env=env,
-                        log=logs / "operator.log",
-                    )
-                )
-                processes.wait_healthy(children[1], f"http://127.0.0.1:{probe}/healthz", "operator")
-                participants = f"http://127.0.0.1:{p_port}"
-                initial = httpx.get(f"{participants}/inventory/stock").json()["PROD-001"]
-                server, context = apiserver.ssl_context(kubeconfig, state)
-                started = asyncio.run(_create_all(server, context, args.orders))
-                deadline = time.monotonic() + args.timeout
-                while True:
-                    orders = _orders(cluster)
-                    settled = [o for o in orders if o.get("status", {}).get("phase") in SETTLED]
-                    if len(settled) == args.orders or time.monotonic() > deadline:
-                        break
-                    time.sleep(0.5)
-                makespan = time.perf_counter() - started
-                ledgers = {
-                    service: httpx.get(f"{participants}/{service}/ledger").json()
-                    for service in ("inventory", "payment", "shipping")
-                }
-                stock = httpx.get(f"{participants}/inventory/stock").json()
-            finally:
-                processes.stop(children)
+            )
+            processes.wait_healthy(children[1], f"http://127.0.0.1:{probe}/healthz", "operator")
+            participants = f"http://127.0.0.1:{p_port}"
+            initial = httpx.get(f"{participants}/inventory/stock").json()["PROD-001"]
+            server, context = apiserver.ssl_context(kubeconfig, state)
+            started = asyncio.run(_create_all(server, context, args.orders))
+            deadline = time.monotonic() + args.timeout
+            while True:
+                orders = _orders(cluster)
+                settled = [o for o in orders if o.get("status", {}).get("phase") in SETTLED]
+                if len(settled) == args.orders or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            makespan = time.perf_counter() - started
+            ledgers = {
+                service: httpx.get(f"{participants}/{service}/ledger").json()
+                for service in ("inventory", "payment", "shipping")
+            }
+            stock = httpx.get(f"{participants}/inventory/stock").json()
+        finally:
+            processes.stop(children)
     phases = Counter(o.get("status", {}).get("phase") for o in orders)
     violations = check_invariants(orders, ledgers, stock, initial)
     if len(settled) != args.orders:
