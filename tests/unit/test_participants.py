@@ -11,6 +11,7 @@ import pytest
 
 from korder.participants.app import create_app
 from korder.settings import Settings
+from tests.support.participants import key, ledger
 
 ITEMS = [{"productId": "PROD-001", "quantity": 2}, {"productId": "PROD-002", "quantity": 1}]
 CHARGE = {"orderId": "o-1", "amount": "44.98", "currency": "USD", "paymentMethod": "credit_card"}
@@ -22,17 +23,6 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://participants") as c:
         yield c
-
-
-def key(value: str) -> dict[str, str]:
-    return {"Idempotency-Key": value}
-
-
-async def ledger(client: httpx.AsyncClient, service: str) -> list[dict[str, object]]:
-    response = await client.get(f"/{service}/ledger")
-    assert response.status_code == 200
-    entries: list[dict[str, object]] = response.json()
-    return entries
 
 
 async def test_reserve_takes_stock_and_the_same_key_replays(client: httpx.AsyncClient) -> None:

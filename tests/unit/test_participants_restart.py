@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -22,6 +21,8 @@ from fastapi import FastAPI
 from korder.participants import ledger, store
 from korder.participants.app import create_app
 from korder.settings import Settings
+from tests.support.participants import key
+from tests.support.participants import ledger as ledger_of
 
 ITEMS = [{"productId": "PROD-001", "quantity": 2}, {"productId": "PROD-002", "quantity": 1}]
 CHARGE = {"orderId": "o-1", "amount": "44.98", "currency": "USD", "paymentMethod": "credit_card"}
@@ -45,17 +46,6 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.Asyn
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://participants") as c:
             yield app, c
-
-
-def key(value: str) -> dict[str, str]:
-    return {"Idempotency-Key": value}
-
-
-async def ledger_of(client: httpx.AsyncClient, service: str) -> list[dict[str, Any]]:
-    response = await client.get(f"/{service}/ledger")
-    assert response.status_code == 200
-    entries: list[dict[str, Any]] = response.json()
-    return entries
 
 
 async def test_a_key_replayed_after_a_restart_gives_the_first_answer_and_no_effect(

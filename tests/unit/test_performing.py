@@ -22,6 +22,7 @@ from korder.participant_clients import calls, circuitbreaker
 from korder.participants.app import create_app
 from korder.settings import Settings
 from tests.support.orders import VALID_SPEC, resource, spec
+from tests.support.participants import ledger
 
 UID = "6f1c-uid"
 #: Calls a breaker must see before it may open.
@@ -53,13 +54,6 @@ def call_of(stage: steps.Step | steps.Compensation, o: Order) -> saga.Call:
     return saga.Call(stage.name, stage.request(UID, o.spec, o.status))
 
 
-async def ledger(participants: calls.Participants, service: str) -> list[dict[str, object]]:
-    entries: list[dict[str, object]] = (
-        await participants.http.get(f"http://p/{service}/ledger")
-    ).json()
-    return entries
-
-
 async def test_the_whole_saga_as_calls(participants: calls.Participants) -> None:
     o = order(fulfillment=FulfillmentRequest(carrier=Carrier.OVERNIGHT).model_dump())
     reserved = await performing.perform(participants, call_of(steps.RESERVE, o), UID)
@@ -81,11 +75,11 @@ async def test_the_whole_saga_as_calls(participants: calls.Participants) -> None
         undo = call_of(compensation, order(ids))
         assert isinstance(await performing.perform(participants, undo, UID), Succeeded)
 
-    [charge, refund] = await ledger(participants, "payment")
+    [charge, refund] = await ledger(participants.http, "payment", base="http://p")
     assert (charge["orderId"], charge["amount"], charge["currency"]) == (UID, "44.98", "USD")
     assert charge["key"] == f"{UID}/capture-payment"
     assert refund["key"] == f"{UID}/refund-payment"
-    [reserve, _release] = await ledger(participants, "inventory")
+    [reserve, _release] = await ledger(participants.http, "inventory", base="http://p")
     assert reserve["items"] == {"PROD-001": 2, "PROD-002": 1}
 
 
@@ -96,7 +90,7 @@ async def test_a_repeated_call_is_a_replay_not_a_second_effect(
     first = await performing.perform(participants, call_of(steps.RESERVE, o), UID)
     again = await performing.perform(participants, call_of(steps.RESERVE, o), UID)
     assert first == again
-    assert len(await ledger(participants, "inventory")) == 1
+    assert len(await ledger(participants.http, "inventory", base="http://p")) == 1
 
 
 async def test_business_refusals_are_rejections(participants: calls.Participants) -> None:

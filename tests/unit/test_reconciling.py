@@ -23,6 +23,7 @@ from korder.participant_clients import calls, circuitbreaker
 from korder.participants.app import create_app
 from korder.settings import Settings
 from tests.support.orders import resource
+from tests.support.participants import ledger
 
 BASE, CAP, ATTEMPTS = 0.5, 30.0, 3
 
@@ -91,13 +92,6 @@ def context(store: Store, participants: calls.Participants) -> reconciling.Conte
     )
 
 
-async def ledger(participants: calls.Participants, service: str) -> list[dict[str, object]]:
-    entries: list[dict[str, object]] = (
-        await participants.http.get(f"http://p/{service}/ledger")
-    ).json()
-    return entries
-
-
 async def test_a_new_order_is_driven_to_confirmed_and_then_waits(
     participants: calls.Participants,
 ) -> None:
@@ -115,8 +109,8 @@ async def test_a_new_order_is_driven_to_confirmed_and_then_waits(
     # Written only where the saga would lose something: before each call (admitted,
     # started and the reservation marked; reserved and the capture marked) and at rest.
     assert store.writes == 3
-    assert len(await ledger(participants, "inventory")) == 1
-    assert len(await ledger(participants, "payment")) == 1
+    assert len(await ledger(participants.http, "inventory", base="http://p")) == 1
+    assert len(await ledger(participants.http, "payment", base="http://p")) == 1
 
 
 async def test_a_failing_participant_gives_a_delay_on_the_backoff_curve(
@@ -172,7 +166,7 @@ async def test_a_refused_write_is_decided_again_and_the_call_replayed(
     assert store.order.status.phase == Phase.FULFILLED
     assert store.notes.count("OrderFulfilled") == 1
     # The call was made again after the refusal: a replay, not a second shipment.
-    assert len(await ledger(participants, "shipping")) == 1
+    assert len(await ledger(participants.http, "shipping", base="http://p")) == 1
 
 
 async def test_a_store_that_keeps_nothing_cannot_make_it_spin(
