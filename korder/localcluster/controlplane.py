@@ -73,7 +73,9 @@ class ControlPlane:
     extra_args: tuple[str, ...] = ()
     api_url: str = field(init=False, default="")
     certs: certificates.CertificateFiles | None = field(init=False, default=None)
-    _procs: list[subprocess.Popen[bytes]] = field(init=False, default_factory=list)
+    _procs: dict[str, subprocess.Popen[bytes]] = field(init=False, default_factory=dict)
+    _argv: dict[str, list[str | Path]] = field(init=False, default_factory=dict)
+    _etcd_url: str = field(init=False, default="")
 
     @property
     def _pidfile(self) -> Path:
@@ -99,7 +101,7 @@ class ControlPlane:
         server_ips = sorted({"127.0.0.1", self.address, service_ip})
         certs = self.certs = certificates.generate(self.state_dir / "pki", server_ips)
         etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
-        etcd_url = f"http://127.0.0.1:{etcd_port}"
+        etcd_url = self._etcd_url = f"http://127.0.0.1:{etcd_port}"
         peer_url = f"http://127.0.0.1:{peer_port}"
         etcd_args: list[str | Path] = [
             self.binaries.etcd,
@@ -156,14 +158,35 @@ class ControlPlane:
 
     def _spawn(self, name: str, argv: list[str | Path]) -> None:
         proc = processes.spawn(argv, log=self.state_dir / f"{name}.log")
-        self._procs.append(proc)
+        self._procs[name] = proc
+        self._argv[name] = argv
         with self._pidfile.open("a") as f:
             f.write(f"{proc.pid}\n")
 
+    def kill(self, name: str) -> None:
+        """SIGKILL ``name`` (``etcd`` or ``kube-apiserver``), as a crash would.
+
+        For the chaos run, which restarts the components under load; :meth:`restart`
+        brings it back with the same ports, data and certificates.
+        """
+        proc = self._procs[name]
+        proc.kill()
+        proc.wait()
+
+    def restart(self, name: str) -> None:
+        """Start ``name`` again as it was started, and return once it is ready."""
+        if self._procs[name].poll() is None:
+            self.kill(name)
+        self._spawn(name, self._argv[name])
+        assert self.certs is not None
+        if name == "etcd":
+            self._wait_etcd(self._etcd_url)
+        else:
+            self._wait_ready(self.certs)
+
     def _check_alive(self) -> None:
-        for proc in self._procs:
+        for name, proc in self._procs.items():
             if proc.poll() is not None:
-                name = Path(str(proc.args[0])).name  # type: ignore[index]
                 tail = (self.state_dir / f"{name}.log").read_text(errors="replace")[-3000:]
                 raise ControlPlaneError(f"{name} exited with {proc.returncode}:\n{tail}")
 
@@ -240,7 +263,7 @@ class ControlPlane:
         self.kubeconfig.chmod(0o600)
 
     def stop(self) -> None:
-        processes.stop(self._procs)
+        processes.stop(list(self._procs.values()))
         self._procs.clear()
         self._pidfile.unlink(missing_ok=True)
 
