@@ -91,7 +91,7 @@ test-image: image-tools docker-build controlplane ## The image built and run in 
 		$(PY) -m pytest tests/image -q $(PYTEST_ARGS)
 
 .PHONY: test
-test: lint typecheck test-unit test-e2e test-postman test-image test-cluster-smoke ## Everything CI runs: lint, types, unit, e2e, Postman, image tests, korder as pods.
+test: lint typecheck test-unit test-e2e test-postman test-chaos test-image test-cluster-smoke ## Everything CI runs: lint, types, unit, e2e, Postman, chaos, image tests, korder as pods.
 
 ##@ Running
 
@@ -193,9 +193,21 @@ bench-saga: controlplane ## 100 orders at once through the whole saga: throughpu
 bench-failover: controlplane ## Two operator replicas, the leader SIGKILLed: how long orders wait.
 	$(PY) -m bench.failover
 
+# The long run: every fault, with python -m chaos's defaults (see its --help); more with
+# CHAOS_ARGS, e.g. CHAOS_ARGS="--replicas 2 --seed 7".
 .PHONY: chaos
-chaos: controlplane ## The saga under CHAOS_MODE (random failures, latency); fails if an invariant breaks.
-	$(PY) -m bench.saga --chaos
+chaos: controlplane ## The long chaos run: every fault through the facade; fails if an invariant breaks.
+	$(PY) -m chaos $(CHAOS_ARGS)
+
+# The short seeded runs of make test, one per operator topology: one operator (whose
+# watches must outlive a partition) and two replicas on a Lease (the leader killed).
+CHAOS_SHORT = --orders 60 --concurrency 6 --duration 45 --participant-restarts 1 \
+	--operator-kills 2 --targeted-kills 1 --apiserver-restarts 1 --etcd-restarts 1 \
+	--cuts 1 --cut-seconds 30 30 --settle-seconds 150
+.PHONY: test-chaos
+test-chaos: controlplane ## Two short seeded chaos runs with every fault kind (part of make test).
+	$(PY) -m chaos $(CHAOS_SHORT) --seed 11 --replicas 1 --out bench-results/chaos-short-1
+	$(PY) -m chaos $(CHAOS_SHORT) --seed 12 --replicas 2 --out bench-results/chaos-short-2
 
 ##@ Build
 

@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from chaos.history import History, Kind, Op
 from korder import constants
 from korder.domain import saga, steps
 from korder.domain.order import Order, Phase
-
-from chaos.history import History, Kind, Op
 
 #: Violations listed per invariant in the report; the count is always whole.
 SHOWN = 20
@@ -81,14 +80,18 @@ def settled(observed: Observed) -> Invariant:
     for order in observed.orders:
         move = saga.next_move(order, observed.now)
         if not isinstance(move, saga.Idle):
-            inv.violations.append(f"{order.metadata.name} in {_phase(order)}: {type(move).__name__}")
+            inv.violations.append(
+                f"{order.metadata.name} in {_phase(order)}: {type(move).__name__}"
+            )
     return inv
 
 
 def acknowledged_exist(history: History, by_name: Mapping[str, Order]) -> Invariant:
     inv = Invariant("acknowledged_exist", "every order a client was told of exists")
     told = {op.order for op in history.ops if op.order and _ok(op)}
-    inv.violations += [f"{name} was acknowledged and is missing" for name in sorted(told - by_name.keys())]
+    inv.violations += [
+        f"{name} was acknowledged and is missing" for name in sorted(told - by_name.keys())
+    ]
     return inv
 
 
@@ -136,7 +139,7 @@ def actions_honoured(history: History, by_name: Mapping[str, Order]) -> Invarian
     )
     for op in history.ops:
         ends = _ENDS_AFTER.get(op.kind)
-        if ends is None or op.status != 202 or op.order not in by_name:
+        if ends is None or op.status != 202 or op.order is None or op.order not in by_name:
             continue
         phase = _phase(by_name[op.order])
         if phase not in ends:
@@ -169,12 +172,15 @@ def effects_match_phase(orders: Sequence[Order], effects: Mapping[str, Counter[s
                 problems.append("not exactly one live reservation and one charge")
             if (seen["ship"] == 1) != (phase == steps.DONE):
                 problems.append(f"{seen['ship']} shipments")
-        elif phase in (Phase.FAILED, Phase.CANCELLED):
-            if seen["reserve"] != seen["release"] or seen["charge"] != seen["refund"]:
-                problems.append("an effect left undone")
+        elif phase in (Phase.FAILED, Phase.CANCELLED) and (
+            seen["reserve"] != seen["release"] or seen["charge"] != seen["refund"]
+        ):
+            problems.append("an effect left undone")
         if problems:
             inv.violations.append(f"{name} {phase} with {dict(seen)}: {'; '.join(problems)}")
-    inv.violations += [f"effects of an order that does not exist: {uid}" for uid in effects if uid not in known]
+    inv.violations += [
+        f"effects of an order that does not exist: {uid}" for uid in effects if uid not in known
+    ]
     return inv
 
 
@@ -208,7 +214,7 @@ def history_follows_the_saga(orders: Iterable[Order]) -> Invariant:
         "every order's status.history is a path of the saga's phase graph, in time order",
     )
     for order in orders:
-        history = order.status.history
+        history = order.status.history or []
         name = order.metadata.name
         inv.violations += [f"{name}: {a} -> {b}" for a, b in saga.illegal_moves(history)]
         times = [datetime.fromisoformat(e.time) for e in history]
@@ -218,9 +224,7 @@ def history_follows_the_saga(orders: Iterable[Order]) -> Invariant:
 
 
 def no_server_error(history: History) -> Invariant:
-    inv = Invariant(
-        "no_server_error", "no client ever got a 5xx but a 503 that says when to retry"
-    )
+    inv = Invariant("no_server_error", "no client ever got a 5xx but a 503 that says when to retry")
     for op in history.ops:
         if op.status is None or op.status < 500:
             continue

@@ -27,10 +27,9 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from korder.localcluster.controlplane import ControlPlane
-
 from chaos.proxies import Partition
 from chaos.supervisor import Managed, Supervisor
+from korder.localcluster.controlplane import ControlPlane
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +127,10 @@ class Injector:
     async def kill_operator(self) -> None:
         """SIGKILL the operator that acts; with two replicas, wait for one to lead."""
         deadline = time.monotonic() + 60
-        while not (leaders := await self._leaders()) and time.monotonic() < deadline:
-            await asyncio.sleep(0.5)
+        leaders = await self._leaders()
+        while not leaders and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)  # a failover under way: the Lease is polled, not pushed
+            leaders = await self._leaders()
         for m in leaders:
             m.kill()
             self.timeline.note("operator_kill", m.name)

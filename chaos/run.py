@@ -30,18 +30,17 @@ from typing import Any
 import httpx
 import yaml
 
-from korder.domain import saga
-from korder.domain.order import Order
-from korder.kube.orders import to_order
-from korder.localcluster import binaries, system
-from korder.localcluster.controlplane import ControlPlane, free_port
-
 from chaos import checker
 from chaos.faults import Injector, Plan, Timeline
 from chaos.history import History
 from chaos.proxies import CallGate, Partition
 from chaos.supervisor import Managed, Supervisor
 from chaos.workload import Mix, Workload
+from korder.domain import saga
+from korder.domain.order import Order
+from korder.kube.orders import to_order
+from korder.localcluster import binaries, system
+from korder.localcluster.controlplane import ControlPlane, free_port
 
 log = logging.getLogger(__name__)
 NAMESPACE = "chaos"
@@ -58,8 +57,8 @@ class Options:
     duration: float = 120.0
     seed: int = 1
     replicas: int = 1
-    plan: Plan = Plan()
-    mix: Mix = Mix()
+    plan: Plan = field(default_factory=Plan)
+    mix: Mix = field(default_factory=Mix)
     #: After the workload: how long every order gets to come to rest.
     settle_seconds: float = 180.0
     out: Path = Path("bench-results/chaos")
@@ -224,7 +223,9 @@ def _operator(
     options: Options, cluster: system.Cluster, out: Path, i: int, api_port: int, gate: str
 ) -> Managed:
     """Operator replica ``i``: its ServiceAccount's token, the API server through its partition."""
-    kubeconfig = cluster.service_account_kubeconfig("korder-operator", out / f"operator-{i}.kubeconfig")
+    kubeconfig = cluster.service_account_kubeconfig(
+        "korder-operator", out / f"operator-{i}.kubeconfig"
+    )
     config = yaml.safe_load(kubeconfig.read_text())
     config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{api_port}"
     kubeconfig.write_text(yaml.safe_dump(config))
@@ -270,7 +271,9 @@ def _facade(cluster: system.Cluster, out: Path) -> Managed:
     kubeconfig = cluster.service_account_kubeconfig("korder-api", out / "api.kubeconfig")
     port = free_port()
     env = system.component_env(kubeconfig, PORT=str(port), KORDER_NAMESPACE=NAMESPACE)
-    return Managed("facade", "korder.api", env, out / "facade.log", f"http://127.0.0.1:{port}/health")
+    return Managed(
+        "facade", "korder.api", env, out / "facade.log", f"http://127.0.0.1:{port}/health"
+    )
 
 
 # --- the end ----------------------------------------------------------------------------
@@ -290,7 +293,7 @@ async def _settled(cluster: system.Cluster, seconds: float) -> list[Order]:
         orders = await asyncio.to_thread(_read_orders, cluster)
         now = datetime.now(UTC)
         busy = [o for o in orders if not isinstance(saga.next_move(o, now), saga.Idle)]
-        if orders and not busy or time.monotonic() > deadline:
+        if (orders and not busy) or time.monotonic() > deadline:
             return orders
         await asyncio.sleep(1.0)
 
@@ -326,4 +329,3 @@ def _plain(options: Options) -> dict[str, Any]:
         "plan": {k: v for k, v in vars(options.plan).items()},
         "mix": dict(vars(options.mix)),
     }
-

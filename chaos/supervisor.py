@@ -57,11 +57,9 @@ class Managed:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
 
-    async def healthy(self, timeout: float = 60.0) -> None:
+    async def healthy(self) -> None:
         assert self.proc is not None
-        await asyncio.to_thread(
-            processes.wait_healthy, self.proc, self.health_url, self.name, timeout
-        )
+        await asyncio.to_thread(processes.wait_healthy, self.proc, self.health_url, self.name)
 
     async def leading(self) -> bool:
         """Whether this operator replica holds the Lease (its /healthz says)."""

@@ -28,10 +28,9 @@ from typing import Any
 import httpx
 import yaml
 
+from chaos.history import History, Kind, Op
 from korder import constants
 from korder.domain.order import Carrier, Phase
-
-from chaos.history import History, Kind, Op
 
 #: The reference payment service declines over 10,000.00 (KORDER_PAYMENT_DECLINE_OVER).
 DECLINED_PRICE = "10500.00"
@@ -133,7 +132,11 @@ class Story:
 
     def _body(self, declined: bool) -> dict[str, Any]:
         product = self.rng.choice(PRODUCTS)
-        price = DECLINED_PRICE if declined else f"{self.rng.randint(1, 99)}.{self.rng.randint(0, 99):02d}"
+        price = (
+            DECLINED_PRICE
+            if declined
+            else f"{self.rng.randint(1, 99)}.{self.rng.randint(0, 99):02d}"
+        )
         return {
             "customer": {"id": f"cust-{self.client}", "email": "shop@example.com"},
             "items": [{"productId": product, "quantity": self.rng.randint(1, 3), "price": price}],
@@ -230,7 +233,13 @@ class Story:
             op = self.load.history.add(Op(Kind.APPLY, self.client, None, self.load.now()))
             done = await asyncio.to_thread(
                 subprocess.run,
-                [str(self.load.kubectl), f"--kubeconfig={self.load.kubeconfig}", "apply", "-f", "-"],
+                [
+                    str(self.load.kubectl),
+                    f"--kubeconfig={self.load.kubeconfig}",
+                    "apply",
+                    "-f",
+                    "-",
+                ],
                 input=yaml.safe_dump(manifest),
                 capture_output=True,
                 text=True,
@@ -260,4 +269,9 @@ def _record(op: Op, answer: httpx.Response, now: float) -> None:
         op.detail = str(payload.get("detail") or payload.get("title"))[:300]
 
 
-_ADDRESS = {"street": "221B Baker Street", "city": "London", "postalCode": "NW1 6XE", "country": "GB"}
+_ADDRESS = {
+    "street": "221B Baker Street",
+    "city": "London",
+    "postalCode": "NW1 6XE",
+    "country": "GB",
+}
