@@ -13,11 +13,22 @@ import asyncio
 import json
 import logging
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 from chaos.faults import Plan
 from chaos.run import Options, Report, run
+from chaos.workload import Mix
+
+
+def _mix(text: str) -> Mix:
+    shares: dict[str, float] = {}
+    for pair in filter(None, text.split(",")):
+        name, _, value = pair.partition("=")
+        if name not in {f.name for f in fields(Mix)}:
+            raise argparse.ArgumentTypeError(f"no share named {name!r}")
+        shares[name] = float(value)
+    return replace(Mix(), **shares)
 
 
 def _options(argv: list[str] | None) -> Options:
@@ -36,6 +47,21 @@ def _options(argv: list[str] | None) -> Options:
     add("--etcd-restarts", type=int, default=2)
     add("--cuts", type=int, default=2, help="operator-to-API-server connection cuts")
     add("--cut-seconds", type=float, nargs=2, default=(30.0, 60.0), metavar=("MIN", "MAX"))
+    add(
+        "--cut-mode",
+        choices=("hold", "drop", "both"),
+        default="both",
+        help="a cut ends with the held bytes let through (hold), or with the old "
+        "connections silent for ever (drop); both alternates",
+    )
+    add(
+        "--mix",
+        type=_mix,
+        default=Mix(),
+        metavar="SHARE=P,...",
+        help=f"the workload's shares, of {', '.join(f.name for f in fields(Mix))}; "
+        "e.g. cancel_early=0.3,gitops=0",
+    )
     add("--settle-seconds", type=float, default=240)
     add("--out", type=Path, default=Path("bench-results/chaos"))
     a = parser.parse_args(argv)
@@ -48,6 +74,7 @@ def _options(argv: list[str] | None) -> Options:
         etcd_restarts=a.etcd_restarts,
         cuts=a.cuts,
         cut_seconds=tuple(a.cut_seconds),
+        cut_mode=a.cut_mode,
     )
     return Options(
         orders=a.orders,
@@ -56,6 +83,7 @@ def _options(argv: list[str] | None) -> Options:
         seed=a.seed,
         replicas=a.replicas,
         plan=plan,
+        mix=a.mix,
         settle_seconds=a.settle_seconds,
         out=a.out,
     )

@@ -50,6 +50,9 @@ class Plan:
     etcd_restarts: int = 0
     cuts: int = 0
     cut_seconds: tuple[float, float] = (30.0, 60.0)
+    #: How a cut ends: "hold" lets the held bytes through, "drop" leaves the old
+    #: connections silent for ever; "both" alternates, starting with "hold".
+    cut_mode: str = "both"
     #: Down time of a restarted participant or control-plane component.
     down_seconds: float = 2.0
 
@@ -92,6 +95,7 @@ class Injector:
     timeline: Timeline = field(default_factory=Timeline)
     _targets: Counter[str] = field(default_factory=Counter)
     _cooling: bool = False
+    _cuts: int = 0
     _plane_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
@@ -124,8 +128,19 @@ class Injector:
             return operators
         return [m for m in operators if await m.leading()]
 
+    @property
+    def _partitioned(self) -> bool:
+        return any(p.cut_now for p in self.partitions)
+
     async def kill_operator(self) -> None:
-        """SIGKILL the operator that acts; with two replicas, wait for one to lead."""
+        """SIGKILL the operator that acts; with two replicas, wait for one to lead.
+
+        Not while a partition is cut: an operator killed then would come back with
+        fresh connections, and the cut would no longer prove that a silent watch
+        recovers by itself.
+        """
+        for partition in self.partitions:
+            await partition.healed()
         deadline = time.monotonic() + 60
         leaders = await self._leaders()
         while not leaders and time.monotonic() < deadline:
@@ -159,16 +174,19 @@ class Injector:
         cut = [p for m, p in zip(operators, self.partitions, strict=True) if m.name in leaders]
         for partition in cut or self.partitions[:1]:
             partition.cut()
-        self.timeline.note("cut", f"{seconds:.0f} s")
+        modes = ("hold", "drop") if self.plan.cut_mode == "both" else (self.plan.cut_mode,)
+        mode = modes[self._cuts % len(modes)]
+        self._cuts += 1
+        self.timeline.note("cut", f"{seconds:.0f} s, {mode}")
         await asyncio.sleep(seconds)
         for partition in self.partitions:
-            partition.heal()
+            partition.heal(drop=mode == "drop")
 
     # --- targeted kills, from the call gate ---------------------------------------
 
     async def after_call(self, kind: str) -> None:
         """The participant answered a ``kind`` call: maybe kill its caller before it hears."""
-        if self._cooling or self._targets[kind] <= 0:
+        if self._cooling or self._targets[kind] <= 0 or self._partitioned:
             return
         self._cooling = True  # before the first await: calls answered meanwhile pass by
         leaders = await self._leaders()

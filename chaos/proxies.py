@@ -5,7 +5,9 @@
   and leaves new connections hanging, as a network partition does: nothing is
   closed, so a watch goes silent instead of failing, which is the case an operator
   must notice by itself. :meth:`Partition.heal` lets the held bytes through, as
-  TCP does once the partition ends.
+  TCP does once the partition ends; or, with ``drop``, lets new connections through
+  and keeps the old ones silent for ever (a middlebox that lost its state and sends
+  no reset): a watch on one of those ends only when its client gives up on it.
 - :class:`CallGate` sits between the operators and the reference participants at
   the HTTP level. It counts every call by its kind (the step or compensation named
   in the Idempotency-Key, see :func:`korder.domain.steps.idempotency_key`), and
@@ -42,6 +44,9 @@ class Partition:
         self._open.set()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Connections opened before the last dropping heal stay silent.
+        self._generation = 0
+        self._never = asyncio.Event()
         self.port = 0
 
     @property
@@ -56,8 +61,14 @@ class Partition:
     def cut(self) -> None:
         self._open.clear()
 
-    def heal(self) -> None:
+    def heal(self, *, drop: bool = False) -> None:
+        if drop:
+            self._generation += 1
         self._open.set()
+
+    async def healed(self) -> None:
+        """Return once the connection is not cut (at once if it is not)."""
+        await self._open.wait()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await self._open.wait()  # a new connection during a cut hangs, as on a partition
@@ -66,9 +77,10 @@ class Partition:
         except OSError:
             writer.close()
             return
+        generation = self._generation
         pumps = [
-            asyncio.create_task(self._pump(reader, up_writer)),
-            asyncio.create_task(self._pump(up_reader, writer)),
+            asyncio.create_task(self._pump(reader, up_writer, generation)),
+            asyncio.create_task(self._pump(up_reader, writer, generation)),
         ]
         self._tasks.update(pumps)
         try:
@@ -78,10 +90,14 @@ class Partition:
             for w in (writer, up_writer):
                 w.close()
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, generation: int
+    ) -> None:
         try:
             while data := await reader.read(_CHUNK):
                 await self._open.wait()
+                if generation != self._generation:
+                    await self._never.wait()  # dropped: silent until the run ends
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, OSError):
