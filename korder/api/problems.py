@@ -135,7 +135,13 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(orders.KubeError)
     async def _kube(request: Request, exc: orders.KubeError) -> JSONResponse:
         problem = from_kube(exc)
-        if problem.status >= 500:
+        if isinstance(exc, orders.Refused):
+            # Logged as an error: if it lasts, the façade's RBAC needs a person.
+            log.error(
+                "the Kubernetes API server refused the facade's ServiceAccount",
+                extra={"method": request.method, "path": request.url.path, "error": exc.message},
+            )
+        elif problem.status >= 500:
             log.warning(
                 "Kubernetes API server unavailable",
                 extra={"method": request.method, "path": request.url.path, "error": exc.message},
@@ -154,6 +160,15 @@ def install(app: FastAPI) -> None:
 
 def from_kube(exc: orders.KubeError) -> Problem:
     """The problem to answer a Kubernetes layer failure with, when the route did not."""
+    if isinstance(exc, orders.Refused):
+        return Problem(
+            503,
+            "api-server-unavailable",
+            "Service unavailable",
+            "The Kubernetes API server refused this service's credentials for now (it may "
+            "be starting); retry later. The refusal is logged for the operators.",
+            {"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, orders.Unavailable):
         return Problem(
             503,
@@ -177,5 +192,5 @@ def from_kube(exc: orders.KubeError) -> Problem:
         return Problem(404, "order-not-found", "Order not found", exc.message)
     if isinstance(exc, orders.Conflict | orders.AlreadyExists):
         return Problem(409, "conflict", "Conflict", exc.message)
-    # The API server refused the facade itself (RBAC, a bug): not the client's doing.
+    # The API server refused the request itself (a bug of ours): not the client's doing.
     raise exc

@@ -71,6 +71,16 @@ class Unavailable(KubeError):
     """The API server is unreachable, overloaded or failing: worth retrying later."""
 
 
+class Refused(Unavailable):
+    """The API server refused our own identity (401, 403): not the client's doing.
+
+    Either RBAC is wrong (it lasts, and readiness fails with it) or the API server has
+    just started and its authorizer has not loaded RBAC yet: kube-apiserver answers
+    "clusterrole ... not found" for a few seconds after a restart, which the chaos run
+    met as a 500 to clients. Both are retried later, so it is a kind of Unavailable.
+    """
+
+
 @contextlib.contextmanager
 def translated() -> Iterator[None]:
     """Raise lightkube's and the transport's failures as this module's exceptions."""
@@ -101,7 +111,9 @@ def _from_api_error(exc: ApiError) -> KubeError:
         return Invalid(message, causes)
     if code == 429 or code >= 500:
         return Unavailable(message)
-    # 400, 403 and the like are the facade's own mistakes (or its RBAC's), not the client's.
+    if code in (401, 403):
+        return Refused(f"{code} {status.reason}: {message}")
+    # 400 and the like are the caller's own mistakes (a bug of ours), not the client's.
     return KubeError(f"{code} {status.reason}: {message}", causes)
 
 

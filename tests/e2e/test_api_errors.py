@@ -13,8 +13,9 @@ import yaml
 
 from korder.localcluster.controlplane import free_port
 from tests.e2e.api import assert_problem, create
-from tests.e2e.conftest import Component, FacadeFactory, Kubectl
+from tests.e2e.conftest import Component, FacadeFactory, Kubectl, bind_api
 from tests.support.orders import spec
+from tests.support.waiting import wait_for
 
 
 def test_health_and_metrics(facade: Component) -> None:
@@ -104,3 +105,28 @@ def test_an_unreachable_api_server_is_503_with_retry_after(
     ):
         assert_problem(response, 503, "api-server-unavailable")
         assert response.headers["Retry-After"] == "5"
+
+
+def test_a_facade_the_api_server_refuses_answers_503_not_500(
+    kubectl: Kubectl, namespace: str, facade: Component
+) -> None:
+    """kube-apiserver refuses every ServiceAccount for a moment after a restart (its
+    authorizer has not loaded RBAC yet), which the chaos run met as 500s. Here the
+    RoleBinding goes away for real: the same 403, held long enough to look at."""
+    account = "system:serviceaccount:korder-system:korder-api"
+    kubectl("delete", "rolebinding", "korder-api", "-n", namespace)
+    wait_for(
+        lambda: kubectl(
+            "auth", "can-i", f"--as={account}", "create", "orders.korder.dev", "-n", namespace,
+            check=False,
+        ).stdout.strip() == "no",
+        timeout=10,
+        what="the RoleBinding to be gone",
+    )  # fmt: skip
+    problem = assert_problem(create(facade, key="refused"), 503, "api-server-unavailable")
+    assert "refused" in problem["detail"]
+    assert kubectl.json("get", "orders", "-n", namespace)["items"] == []
+    assert "refused the facade's ServiceAccount" in facade.tail()
+
+    bind_api(kubectl, namespace)
+    assert create(facade, key="refused").status_code == 201

@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from korder.api.main import create_app
+from korder.api.problems import from_kube
+from korder.kube import orders
 from tests.support.orders import VALID_SPEC
 
 
@@ -44,3 +46,10 @@ def test_an_order_whose_total_cannot_be_an_amount_is_422() -> None:
     response = client().post("/orders", json={**VALID_SPEC, "items": items})
     assert response.status_code == 422
     assert "total" in response.json()["detail"]
+
+
+def test_a_refused_identity_is_503_with_retry_after_never_500() -> None:
+    problem = from_kube(orders.Refused("403 Forbidden: clusterrole korder-api not found"))
+    assert problem.status == 503
+    assert problem.headers["Retry-After"]
+    assert "refused" in problem.detail
