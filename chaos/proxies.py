@@ -110,8 +110,11 @@ class Partition:
         self._open.set()
         if self._server:
             self._server.close()
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.sleep(0)  # each connection's own clean-up closes its two ends
 
 
 #: After the participant answered a call of this kind, before the caller sees the answer.
