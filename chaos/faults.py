@@ -97,6 +97,7 @@ class Injector:
     _cooling: bool = False
     _cuts: int = 0
     _plane_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _cut_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
         self._targets = Counter(dict.fromkeys(CALL_KINDS, self.plan.targeted_kills))
@@ -167,7 +168,14 @@ class Injector:
             await asyncio.to_thread(self.plane.restart, component)
 
     async def cut(self) -> None:
-        """Cut the leader's connection (every operator's, with one replica) for a while."""
+        """Cut the leader's connection (every operator's, with one replica) for a while.
+
+        One cut at a time: the heal of one would end the other early.
+        """
+        async with self._cut_lock:
+            await self._cut()
+
+    async def _cut(self) -> None:
         seconds = self.rng.uniform(*self.plan.cut_seconds)
         operators = self.supervisor.named("operator")
         leaders = {m.name for m in await self._leaders()}
