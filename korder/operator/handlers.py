@@ -25,7 +25,7 @@ from korder import constants
 from korder.domain import saga, steps
 from korder.domain.order import MESSAGE_LENGTH, Order, clip
 from korder.kube import orders, status_writing
-from korder.operator import reconciling
+from korder.operator import bookkeeping, reconciling
 from korder.participant_clients import calls
 from korder.settings import get_settings
 
@@ -35,14 +35,14 @@ FIELD_MANAGER = "korder-operator"
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     ours = get_settings()
-    # The structural schema prunes unknown status fields, so Kopf's bookkeeping
-    # lives in annotations under our own prefix instead of status.kopf.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+    # Kopf's bookkeeping costs no write on the way of a saga (the module says how):
+    # what was handled is remembered in memory, and a handler's progress is stored
+    # only for a retry, in annotations under our prefix (the structural schema
+    # prunes unknown status fields, so status.kopf would be lost).
+    settings.persistence.progress_storage = bookkeeping.RetriesOnlyProgress(
         prefix=constants.KOPF_ANNOTATION_PREFIX
     )
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=constants.KOPF_ANNOTATION_PREFIX, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = bookkeeping.GenerationDiffBase()
     # `kubectl delete order` must run the compensations first: our finalizer name.
     settings.persistence.finalizer = constants.FINALIZER
     # Log lines are for logs; Events are the order's transitions, posted on purpose
