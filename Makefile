@@ -178,8 +178,12 @@ test-deployed: cluster-deploy ## The e2e tests against korder's pods on the loca
 
 ##@ Benchmarks
 
+# make bench BENCH_ARGS="--population 2000" for a shorter run (python -m bench.suite --help).
+BENCH_ARGS ?=
+
 .PHONY: bench
-bench: bench-apiserver bench-saga bench-failover ## All performance figures (written to bench-results/).
+bench: controlplane ## Every performance figure in one run on one fresh control plane: a table and bench-results/results.json.
+	$(PY) -m bench.suite $(BENCH_ARGS)
 
 .PHONY: bench-apiserver
 bench-apiserver: controlplane ## The API server's write ceiling on this machine.

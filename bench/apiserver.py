@@ -29,7 +29,7 @@ import ssl
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -151,36 +151,45 @@ async def run_load(
     )
 
 
-def orders_url(server: str) -> str:
-    return f"{server}/apis/{constants.GROUP}/{constants.VERSION}/namespaces/{NAMESPACE}/orders"
+def orders_url(server: str, namespace: str = NAMESPACE) -> str:
+    return f"{server}/apis/{constants.GROUP}/{constants.VERSION}/namespaces/{namespace}/orders"
 
 
-async def create_namespace(session: aiohttp.ClientSession, server: str) -> None:
-    """Create the benchmark's namespace (the control plane is fresh, so it is new)."""
+async def create_namespace(
+    session: aiohttp.ClientSession, server: str, namespace: str = NAMESPACE
+) -> None:
+    """Create the benchmark's namespace (on a fresh control plane; one that exists stays)."""
     async with session.post(
         f"{server}/api/v1/namespaces",
         headers={"Content-Type": "application/json"},
-        data=json.dumps({"metadata": {"name": NAMESPACE}}),
+        data=json.dumps({"metadata": {"name": namespace}}),
     ) as r:
         await r.read()
 
 
 async def measure(
-    server: str, context: ssl.SSLContext, seconds: float, max_requests: int
+    server: str,
+    context: ssl.SSLContext,
+    seconds: float,
+    max_requests: int,
+    *,
+    namespace: str = NAMESPACE,
+    concurrencies: Sequence[int] = (1, 8, 32),
 ) -> list[Result]:
-    base = orders_url(server)
-    events = f"{server}/api/v1/namespaces/{NAMESPACE}/events"
+    """Each write an order costs, at each concurrency, on Orders and Events of ``namespace``."""
+    base = orders_url(server, namespace)
+    events = f"{server}/api/v1/namespaces/{namespace}/events"
     json_header = {"Content-Type": "application/json"}
     merge_header = {"Content-Type": "application/merge-patch+json"}
     connector = aiohttp.TCPConnector(ssl=context, limit=64)
     results: list[Result] = []
     async with aiohttp.ClientSession(connector=connector) as session:
-        await create_namespace(session, server)
+        await create_namespace(session, server, namespace)
         # Warm up: the first write of a new CRD's type builds its storage and caches.
         for i in range(20):
             async with session.post(base, data=order_body(f"warmup-{i}"), headers=json_header) as r:
                 await r.read()
-        for concurrency in (1, 8, 32):
+        for concurrency in concurrencies:
             prefix = f"c{concurrency}-"
             bodies = [order_body(f"{prefix}{i}") for i in range(max_requests + concurrency + 1)]
 
@@ -210,11 +219,11 @@ async def measure(
                 now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
                 body = json.dumps(
                     {
-                        "metadata": {"name": f"{prefix}ev-{i}", "namespace": NAMESPACE},
+                        "metadata": {"name": f"{prefix}ev-{i}", "namespace": namespace},
                         "involvedObject": {
                             "apiVersion": constants.API_VERSION,
                             "kind": constants.KIND,
-                            "namespace": NAMESPACE,
+                            "namespace": namespace,
                             "name": names[i % len(names)],
                         },
                         "reason": "InventoryReserved",

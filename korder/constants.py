@@ -17,7 +17,7 @@ CATEGORIES: Final = ("korder",)
 CRD_NAME: Final = f"{PLURAL}.{GROUP}"
 
 FINALIZER: Final = f"{GROUP}/saga"
-#: Kopf keeps its handler progress and last-handled state under this prefix, in
+#: Kopf keeps a handler's progress while it retries under this prefix, in
 #: annotations, because the structural schema prunes unknown status fields.
 KOPF_ANNOTATION_PREFIX: Final = GROUP
 

@@ -53,6 +53,9 @@ def main() -> None:
         # httpx logs every request at INFO: the status writes and participant calls
         # would drown the transitions, which are logged on their own.
         logging.getLogger("httpx").setLevel(logging.WARNING)
+        # Kopf logs two lines at INFO for every handled event; KORDER_LOG_LEVEL says
+        # whether they are wanted (kopf.configure sets INFO whatever it is).
+        logging.getLogger("kopf").setLevel(settings.log_level)
     asyncio.run(_run(settings))
 
 

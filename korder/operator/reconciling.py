@@ -12,6 +12,49 @@ object, so a cancellation that arrived during a call is seen at the next turn.
 
 It returns when the saga must wait: for a spec change (``None``), or for a retry
 (the delay in seconds, which the handler turns into Kopf's own retry).
+
+Which status writes crash safety needs, and why no others
+----------------------------------------------------------
+
+Every status write is one API write, and the API server's write rate is what bounds
+the saga's throughput, so the operator writes only what it could not find out
+again after a crash. What it can find out again: the outcome of any call it made.
+Every call carries a key derived from the order's UID and the step, so repeating it
+is a replay at the participant, which answers as it did the first time; an outcome
+never has to be stored before the operator moves on. What it cannot find out again
+is *that* a call may have been made: the participants answer "what did key K do?"
+only by doing K (a reserve, a charge), so nothing but the status can say that a
+step is in doubt. And a cancellation decided on a status that does not say so
+compensates only the steps it knows of: the reservation or the charge of the call
+in flight would stay, never released nor refunded. Hence the writes:
+
+1. **the write-ahead mark, before each participant call**: the step's condition
+   ``Unknown`` (it may have happened), together with everything decided since the
+   last write: the previous call's outcome (reserve done, with its id), the phase,
+   the history. A cancellation then settles the step in doubt by a replay first;
+2. **at rest**, when the saga must wait (for the client, for a retry, or for good):
+   the status is the order's answer to its clients (phase, ``Ready``, the ids).
+
+Moves with no call between them are never a write of their own (admission, the
+saga's start and the first mark are one; a step's outcome and the next step's mark
+are one), so an order costs one write per step and one at rest: 3 from creation to
+``Confirmed``. Two marks in one write (reserve and capture both in doubt before the
+first call) would save one more, but a cancellation during the reservation would
+then have to settle the charge by making it, and refund it: a customer charged for
+an order they cancelled. That is the floor: W ≥ 1 create + 3 status writes.
+
+A crash at any instant is covered: before a mark is stored, the call was not made;
+after, the next run (or another replica) replays it; between a call's answer and the
+next write, the replay gives the same answer; a write refused because the order
+changed (a cancellation) is decided again on the newer order, the call repeated as
+a replay. ``make chaos`` kills calls at every step and checks the ledgers.
+
+Events are a mirror for ``kubectl describe``; the durable record is
+``status.history``. So an Event is posted only where a person looks: for a warning,
+and for where the saga comes to rest (``OrderConfirmed``, ``OrderFailed``,
+``OrderCancelled``, ``OrderFulfilled``...), one per saga run instead of one per
+note. Kopf posts them from its own queue, after the status write, so they never
+hold the saga up.
 """
 
 from __future__ import annotations
@@ -74,7 +117,7 @@ async def reconcile(ctx: Context, order: Order, *, retry: int, announce: Announc
     stored = current = order  # as the API server has it; with the moves not written yet
     notes: list[steps.Note] = []
 
-    async def write() -> bool:
+    async def write(*, at_rest: bool = False) -> bool:
         """Store ``current``; False when the order changed meanwhile (read again, then)."""
         nonlocal stored, current, notes
         if current.status == stored.status:
@@ -94,6 +137,7 @@ async def reconcile(ctx: Context, order: Order, *, retry: int, announce: Announc
                 note.message,
                 extra={**ref, "reason": note.reason, "phase": written.status.phase},
             )
+        for note in worth_an_event(notes, at_rest=at_rest):
             announce(written, note)
         stored, current, notes = written, written, []
         return True
@@ -101,7 +145,7 @@ async def reconcile(ctx: Context, order: Order, *, retry: int, announce: Announc
     for _ in range(MAX_MOVES):
         move = saga.next_move(current, ctx.now())
         if isinstance(move, saga.Idle):
-            if await write():
+            if await write(at_rest=True):
                 return None
             continue
         if isinstance(move, saga.Call):
@@ -116,10 +160,20 @@ async def reconcile(ctx: Context, order: Order, *, retry: int, announce: Announc
         if advance.retry:
             assert isinstance(move, saga.Call)
             assert isinstance(outcome, Failed | Deferred)
-            if await write():
+            if await write(at_rest=True):
                 return _retry_delay(ctx, move, outcome, retry, ref)
     await write()
     return 0.0  # more to do: let Kopf call again rather than loop here forever
+
+
+def worth_an_event(notes: list[steps.Note], *, at_rest: bool) -> list[steps.Note]:
+    """The notes of one status write that a person needs as Kubernetes Events.
+
+    Every warning, and, when the saga comes to rest with this write, its last note:
+    the one that says where the order is now. The others are in the history only.
+    """
+    last = notes[-1] if at_rest and notes else None
+    return [n for n in notes if n.warning or n is last]
 
 
 def _retry_delay(

@@ -248,11 +248,12 @@ def test_events_merge_history_and_kubernetes_events_oldest_first_once_each(
     assert len(history) >= 3, "the saga recorded its steps"
 
     def mirrored() -> dict[str, Any] | None:
-        # The operator posts an Event per transition, a moment after the status write.
+        # The operator posts an Event where the saga comes to rest, after the status write.
         events = kubectl.json(
             "get", "events", "-n", namespace, f"--field-selector=involvedObject.uid={uid}"
         )
-        return events if len(events["items"]) >= len(history) else None
+        reasons = {e["reason"] for e in events["items"]}
+        return events if "OrderConfirmed" in reasons else None
 
     events = wait_for(mirrored, what="the operator's Events")
     assert isinstance(events, dict)

@@ -115,15 +115,10 @@ def test_happy_path_from_yaml_to_fulfilled(
         "FulfillmentRequested",
         "OrderFulfilled",
     ]
-    wait_events(
-        kubectl,
-        namespace,
-        "happy",
-        "InventoryReserved",
-        "PaymentCaptured",
-        "OrderConfirmed",
-        "OrderProcessing",
-        "OrderFulfilled",
+    # An Event where the saga came to rest; the steps between are in the history.
+    wait_events(kubectl, namespace, "happy", "OrderConfirmed", "OrderProcessing", "OrderFulfilled")
+    assert not {"InventoryReserved", "PaymentCaptured"} & set(
+        event_reasons(kubectl, namespace, "happy")
     )
     listing = kubectl("get", "orders", "-n", namespace).stdout
     assert re.search(r"happy\s+Fulfilled\s+44\.98", listing)
@@ -164,9 +159,7 @@ def test_declined_payment_fails_and_releases_the_reservation(
     assert "declined" in order["status"]["failureReason"]
     assert participants.effects("inventory", uid) == {"reserve": 1, "release": 1}
     assert participants.ledger("payment", uid) == []
-    wait_events(
-        kubectl, namespace, "declined", "PaymentDeclined", "InventoryReleased", "OrderFailed"
-    )
+    wait_events(kubectl, namespace, "declined", "PaymentDeclined", "OrderFailed")
 
 
 def test_cancel_at_confirmed_refunds_and_releases(
@@ -180,9 +173,7 @@ def test_cancel_at_confirmed_refunds_and_releases(
     assert participants.effects("inventory", uid) == {"reserve": 1, "release": 1}
     assert condition(order, "Ready")["status"] == "False"
     assert condition(order, "PaymentCaptured")["reason"] == "Compensated"
-    wait_events(
-        kubectl, namespace, "cancelme", "PaymentRefunded", "InventoryReleased", "OrderCancelled"
-    )
+    wait_events(kubectl, namespace, "cancelme", "OrderCancelled")
 
 
 def test_cancel_while_the_payment_is_in_flight(

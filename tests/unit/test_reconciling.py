@@ -99,13 +99,15 @@ async def test_a_new_order_is_driven_to_confirmed_and_then_waits(
     ctx = context(store, participants)
     assert await reconciling.reconcile(ctx, store.order, retry=0, announce=store.announce) is None
     assert store.order.status.phase == Phase.CONFIRMED
-    assert store.notes == [
+    assert [h.type for h in store.order.status.history or ()] == [
         "OrderAccepted",
         "SagaStarted",
         "InventoryReserved",
         "PaymentCaptured",
         "OrderConfirmed",
     ]
+    # The history holds every note; an Event only where the saga came to rest.
+    assert store.notes == ["OrderConfirmed"]
     # Written only where the saga would lose something: before each call (admitted,
     # started and the reservation marked; reserved and the capture marked) and at rest.
     assert store.writes == 3
@@ -178,3 +180,16 @@ async def test_a_store_that_keeps_nothing_cannot_make_it_spin(
     # Bounded: after MAX_MOVES it hands back to Kopf (a retry at once), not a loop.
     assert delay == 0.0
     assert 0 < store.writes <= reconciling.MAX_MOVES
+
+
+def test_events_are_the_warnings_and_where_the_saga_rests() -> None:
+    started = steps.Note("SagaStarted", "Reserving inventory.")
+    declined = steps.Note("PaymentDeclined", "declined", warning=True)
+    released = steps.Note("InventoryReleased", "Inventory released.")
+    failed = steps.Note("OrderFailed", "declined", warning=True)
+    confirmed = steps.Note("OrderConfirmed", "Done.")
+    assert reconciling.worth_an_event([started], at_rest=False) == []
+    assert reconciling.worth_an_event([declined], at_rest=False) == [declined]
+    assert reconciling.worth_an_event([released, failed], at_rest=True) == [failed]
+    assert reconciling.worth_an_event([started, confirmed], at_rest=True) == [confirmed]
+    assert reconciling.worth_an_event([], at_rest=True) == []
