@@ -1,4 +1,4 @@
-"""``make bench-saga`` and ``make chaos``: many orders through the whole saga at once.
+"""``make bench-saga``: many orders through the whole saga at once.
 
 Starts a fresh local control plane, the reference participants and the operator as
 real processes, creates ``--orders`` Orders at once through the API server (the
@@ -8,18 +8,14 @@ settled (Confirmed, or Failed/Cancelled). It then reports:
 - the makespan (first create to last order settled) and the orders per second;
 - each order's time from creation to Confirmed, read from its durable
   ``status.history`` (p50, p99);
-- and it checks the invariants that the chaos run must prove, against the
-  participants' ledgers: a Confirmed order has exactly one reservation and one
-  charge and nothing undone; a Failed or Cancelled one has every reservation
-  released and every charge refunded; no effect is repeated; stock adds up; and
-  every order's history follows the saga's phase graph (:data:`korder.domain.saga.TRANSITIONS`).
+- and it checks the saga's invariants against the participants' ledgers
+  (:func:`chaos.checker.of_the_saga`, the same code as the chaos run's): every
+  order at rest, one reservation and one charge per confirmed order and nothing
+  undone, every effect of a failed one undone, no effect repeated, stock adding
+  up, every history a path of the saga's phase graph.
 
-``--chaos`` turns ``CHAOS_MODE`` on in the operator (``KORDER_CHAOS_RATE``,
-``KORDER_CHAOS_SEED``, ``KORDER_CHAOS_LATENCY_MS`` as given): participant calls
-fail at random and slow down, breakers open, retries pile up, and the invariants
-must still hold. The exit status is 1 when any invariant is broken or an order
-never settles, so ``make chaos`` fails loudly. Results go to
-``bench-results/saga.json`` (or ``saga-chaos.json``).
+The exit status is 1 when any invariant is broken or an order never settles.
+Results go to ``bench-results/saga.json``. Faults are ``make chaos``'s business.
 """
 
 from __future__ import annotations
@@ -32,27 +28,25 @@ import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import httpx
 
 from bench import apiserver
-from korder.domain import saga
-from korder.domain.order import HistoryEntry
+from chaos import checker
+from korder.kube.orders import to_order
 from korder.localcluster import processes, system
 from korder.localcluster.controlplane import free_port
 
 SETTLED = {"Confirmed", "Failed", "Cancelled"}
 NAMESPACE = apiserver.NAMESPACE
-PRODUCTS = ("PROD-001", "PROD-002", "PROD-003")
 
 
 @dataclass
 class Report:
     orders: int
-    chaos: bool
     settled: int
     confirmed: int
     failed: int
@@ -103,42 +97,15 @@ def check_invariants(
     stock: dict[str, int],
     initial_stock: int,
 ) -> list[str]:
-    """What the ledgers say against what the orders say; an empty list is a pass."""
-    violations = []
-    effects: dict[str, Counter[str]] = {}
-    keys: Counter[str] = Counter()
-    for entries in ledgers.values():
-        for entry in entries:
-            effects.setdefault(entry["orderId"], Counter())[entry["type"]] += 1
-            keys[entry["key"]] += 1
-    violations += [f"key {k} has {n} effects" for k, n in keys.items() if n > 1]
-    reserved: Counter[str] = Counter()
-    for order in orders:
-        uid, name = order["metadata"]["uid"], order["metadata"]["name"]
-        phase = order.get("status", {}).get("phase")
-        seen = effects.get(uid, Counter())
-        history = [
-            HistoryEntry.model_validate(e) for e in order.get("status", {}).get("history", [])
-        ]
-        for before, after in saga.illegal_moves(history):
-            violations.append(f"{name} went {before} -> {after}, off the saga's phase graph")
-        if phase == "Confirmed":
-            expected = Counter({"reserve": 1, "charge": 1})
-            if seen != expected:
-                violations.append(f"{name} Confirmed with effects {dict(seen)}")
-            for item in order["spec"]["items"]:
-                reserved[item["productId"]] += item["quantity"]
-        elif phase in ("Failed", "Cancelled") and (
-            seen["reserve"] != seen["release"] or seen["charge"] != seen["refund"]
-        ):
-            violations.append(f"{name} {phase} with effects {dict(seen)}")
-    for product in PRODUCTS:
-        if stock.get(product, 0) + reserved[product] != initial_stock:
-            violations.append(
-                f"stock of {product}: {stock.get(product)} left + {reserved[product]} "
-                f"reserved != {initial_stock}"
-            )
-    return violations
+    """The chaos checker's saga invariants; an empty list is a pass."""
+    observed = checker.Observed(
+        orders=[to_order(o) for o in orders],
+        ledgers=ledgers,
+        stock=stock,
+        initial_stock=initial_stock,
+        now=datetime.now(UTC),
+    )
+    return [f"{i.name}: {v}" for i in checker.of_the_saga(observed) for v in i.violations]
 
 
 def run(args: argparse.Namespace) -> Report:
@@ -153,14 +120,6 @@ def run(args: argparse.Namespace) -> Report:
             KORDER_LOG_LEVEL="WARNING",
             **system.participant_urls(str(p_port)),
         )
-        if args.chaos:
-            env.update(
-                CHAOS_MODE="true",
-                KORDER_CHAOS_RATE=str(args.chaos_rate),
-                KORDER_CHAOS_SEED=str(args.chaos_seed),
-                KORDER_CHAOS_LATENCY_MS=str(args.chaos_latency_ms),
-                KORDER_RETRY_CAP_SECONDS="5",
-            )
         logs = state / "logs"
         logs.mkdir()
         children = [
@@ -206,7 +165,6 @@ def run(args: argparse.Namespace) -> Report:
     latencies = sorted(s for o in orders if (s := _confirm_seconds(o)) is not None)
     return Report(
         orders=args.orders,
-        chaos=args.chaos,
         settled=len(settled),
         confirmed=phases["Confirmed"],
         failed=phases["Failed"],
@@ -226,15 +184,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.saga")
     parser.add_argument("--orders", type=int, default=100)
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to settle")
-    parser.add_argument("--chaos", action="store_true", help="CHAOS_MODE in the operator")
-    parser.add_argument("--chaos-rate", type=float, default=0.3)
-    parser.add_argument("--chaos-seed", type=int, default=42)
-    parser.add_argument("--chaos-latency-ms", type=int, default=50)
     args = parser.parse_args()
     report = run(args)
-    title = "chaos run" if args.chaos else "saga throughput"
-    if args.chaos:
-        title += f" (rate {args.chaos_rate}, seed {args.chaos_seed}, +{args.chaos_latency_ms} ms)"
+    title = "saga throughput"
     print(f"{title}: {report.orders} orders created at once through the API server")
     print(
         f"  settled {report.settled} (Confirmed {report.confirmed}, Failed {report.failed}) "
@@ -245,7 +197,7 @@ def main() -> None:
     for violation in report.violations:
         print(f"    - {violation}")
     apiserver.RESULTS.mkdir(exist_ok=True)
-    out = apiserver.RESULTS / ("saga-chaos.json" if args.chaos else "saga.json")
+    out = apiserver.RESULTS / "saga.json"
     out.write_text(json.dumps(asdict(report), indent=2))
     print(f"written to {out}")
     sys.exit(1 if report.violations else 0)
