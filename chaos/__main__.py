@@ -63,7 +63,12 @@ def _options(argv: list[str] | None) -> Options:
         "e.g. cancel_early=0.3,gitops=0",
     )
     add("--settle-seconds", type=float, default=240)
-    add("--out", type=Path, default=Path("bench-results/chaos"))
+    add(
+        "--out",
+        type=Path,
+        default=Path("bench-results/chaos"),
+        help="the run's folder (emptied first): report, history, state, logs",
+    )
     a = parser.parse_args(argv)
     plan = Plan(
         participant_failure_rate=a.participant_failure_rate,

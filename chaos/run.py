@@ -19,6 +19,7 @@ import json
 import logging
 import random
 import re
+import shutil
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -90,7 +91,9 @@ class Report:
 
 async def run(options: Options) -> Report:
     out = options.out
-    out.mkdir(parents=True, exist_ok=True)
+    # A run of its own: an earlier run's participant state would carry its ledgers in.
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
     bins = binaries.resolve()
     plane = ControlPlane(
         bins, state_dir=out / "controlplane", kubeconfig=out / "kubeconfig", ephemeral=True
