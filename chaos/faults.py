@@ -126,7 +126,8 @@ class Injector:
     async def _leaders(self) -> list[Managed]:
         operators = self.supervisor.named("operator")
         if len(operators) == 1:
-            return operators
+            # Alive: a kill of a process the supervisor has not restarted yet is no fault.
+            return [m for m in operators if m.alive]
         return [m for m in operators if await m.leading()]
 
     @property
