@@ -46,7 +46,8 @@ def test_every_kustomization_is_checked() -> None:
     found = {str(k.parent.relative_to(MANIFESTS)) for k in MANIFESTS.rglob("kustomization.yaml")}
     # The components cannot be built alone: default includes participants, and argocd
     # goes into the kustomization that installs Argo CD (its own test below).
-    assert found == {*KUSTOMIZATIONS, "participants", "argocd"}
+    # monitoring too, for a cluster with the Prometheus Operator (tests/monitoring builds it).
+    assert found == {*KUSTOMIZATIONS, "participants", "argocd", "monitoring"}
 
 
 def test_the_local_overlay_never_pulls_and_finds_the_participants_by_address(
