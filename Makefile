@@ -90,8 +90,13 @@ test-image: image-tools docker-build controlplane ## The image built and run in 
 	$(PODMAN_ENV) KORDER_IMAGE=$(IMG) CONTAINER_TOOL=$(CONTAINER_TOOL) \
 		$(PY) -m pytest tests/image -q $(PYTEST_ARGS)
 
+# promtool is built from its Go module on first use and cached like the control plane.
+.PHONY: test-monitoring
+test-monitoring: controlplane ## The monitoring component: promtool check and test rules, the dashboard's queries.
+	$(PY) -m pytest tests/monitoring -q $(PYTEST_ARGS)
+
 .PHONY: test
-test: lint typecheck test-unit test-e2e test-postman test-chaos test-image test-cluster-smoke ## Everything CI runs: lint, types, unit, e2e, Postman, chaos, image tests, korder as pods.
+test: lint typecheck test-unit test-monitoring test-e2e test-postman test-chaos test-image test-cluster-smoke ## Everything CI runs: lint, types, unit, monitoring, e2e, Postman, chaos, image tests, korder as pods.
 
 ##@ Running
 

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Build the local cluster's Kubernetes binaries from a pinned Go module, once.
 #
-#   build.sh [controlplane|node]
+#   build.sh [controlplane|node|promtool]
 #
 # controlplane (the default): kube-apiserver, etcd and kubectl, from hack/controlplane,
 # what make test and make run need. node: kube-controller-manager, kube-scheduler,
 # kubelet, kube-proxy and the pause program, from hack/node, what make cluster-up adds.
+# promtool: Prometheus' rule checker, from hack/promtool, for make test-monitoring; built
+# without Prometheus' service discoveries (the remove_all_sd tag), which promtool's rule
+# commands never use and which would be most of the download and the build.
 # Two modules, two cache entries: adding the node's tools does not change the control
 # plane's digest, so make test's control plane is not rebuilt for them.
 #
@@ -23,10 +26,15 @@ case "$module" in
     extra_inputs=() ;;
   node) tools="kube-controller-manager:k8s.io/kubernetes/cmd/kube-controller-manager kube-scheduler:k8s.io/kubernetes/cmd/kube-scheduler kube-proxy:k8s.io/kubernetes/cmd/kube-proxy kubelet:k8s.io/kubernetes/cmd/kubelet pause:./pause"
     extra_inputs=("$here/pause/main.go") ;;
-  *) echo "build.sh: unknown module $module (controlplane or node)" >&2; exit 2 ;;
+  promtool) tools="promtool:github.com/prometheus/prometheus/cmd/promtool"
+    extra_inputs=() build_tags=remove_all_sd ;;
+  *) echo "build.sh: unknown module $module (controlplane, node or promtool)" >&2; exit 2 ;;
 esac
 cache_root=${KORDER_CACHE_DIR:-$HOME/.cache/korder}
 k8s_version=$(awk '$1=="k8s.io/kubernetes"{print $2; exit} $1=="require" && $2=="k8s.io/kubernetes"{print $3; exit}' "$here/go.mod")
+if [[ $module == promtool ]]; then  # the cache folder is named by the Prometheus module's version
+  k8s_version=$(awk '$1=="github.com/prometheus/prometheus"{print $2; exit} $1=="require" && $2=="github.com/prometheus/prometheus"{print $3; exit}' "$here/go.mod")
+fi
 etcd_version=$(awk '$1=="go.etcd.io/etcd/server/v3"{print $2; exit}' "$here/go.mod")
 # Bump recipe when the flags below change, so the cache folder changes with them.
 recipe=1
@@ -51,7 +59,7 @@ k8s_ldflags="-s -w -X $ver_pkg.gitVersion=$k8s_version -X $ver_pkg.gitTreeState=
 build() {  # name package ldflags
   local name=$1 pkg=$2 flags=$3 start=$SECONDS
   log "building $name from $pkg (this takes minutes on a cold cache)"
-  (cd "$here" && go build -p 2 -trimpath -ldflags "$flags" -o "$out/$name.tmp" "$pkg")
+  (cd "$here" && go build -p 2 -trimpath -tags "${build_tags:-}" -ldflags "$flags" -o "$out/$name.tmp" "$pkg")
   mv "$out/$name.tmp" "$out/$name"
   log "built $name in $((SECONDS - start))s"
 }
@@ -64,6 +72,8 @@ for tool in $tools; do
 done
 if [[ $module == controlplane ]]; then
   printf 'kubernetes %s\netcd %s\n' "$k8s_version" "$etcd_version" > "$out/VERSIONS"
+elif [[ $module == promtool ]]; then
+  printf 'prometheus %s\n' "$k8s_version" > "$out/VERSIONS"
 else
   printf 'kubernetes %s\n' "$k8s_version" > "$out/VERSIONS"
 fi

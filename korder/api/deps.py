@@ -24,6 +24,14 @@ def _kube(request: Request) -> AsyncClient:
 
 
 Kube = Annotated[AsyncClient, Depends(_kube)]
+
+
+def _waits(request: Request) -> waiting.Waits:
+    waits: waiting.Waits = request.app.state.waits
+    return waits
+
+
+Waits = Annotated[waiting.Waits, Depends(_waits)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 
 
@@ -90,12 +98,18 @@ class WriteContext:
     key: str | None
     wait: int | None
     if_match: str | None
+    waits: waiting.Waits
 
 
 def _write(
-    kube: Kube, settings: AppSettings, key: IdempotencyKey, wait: Wait, if_match: IfMatch = None
+    kube: Kube,
+    settings: AppSettings,
+    key: IdempotencyKey,
+    wait: Wait,
+    waits: Waits,
+    if_match: IfMatch = None,
 ) -> WriteContext:
-    return WriteContext(kube, settings, key, wait, if_match)
+    return WriteContext(kube, settings, key, wait, if_match, waits)
 
 
 Write = Annotated[WriteContext, Depends(_write)]

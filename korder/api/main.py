@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
 from korder import __version__, constants
-from korder.api import middleware, problems
+from korder.api import middleware, problems, waiting
 from korder.api.routes import health, metrics, orders
 from korder.kube import orders as kube_orders
 from korder.settings import get_settings
@@ -39,6 +39,12 @@ def create_app() -> FastAPI:
     app.include_router(orders.router)
     # One registry per app, so an app built in a test does not collide with another.
     app.state.metrics = CollectorRegistry()
+    # The standard process_*, python_info and python_gc_* series, which the default
+    # registry would carry (and the operator's does): CPU, memory, open files, GC.
+    ProcessCollector(registry=app.state.metrics)
+    PlatformCollector(registry=app.state.metrics)
+    GCCollector(registry=app.state.metrics)
+    app.state.waits = waiting.Waits(app.state.metrics)
     # Added last runs first: the limit refuses a body before anything else reads it,
     # and the metrics count that refusal too.
     app.add_middleware(middleware.BodyLimit, limit=settings.max_body_bytes)

@@ -312,7 +312,12 @@ def _call(order: Order, step: Step) -> Call:
 
 
 def _past_deadline(order: Order, policy: Policy, now: datetime) -> bool:
-    """Whether the saga has run longer than the policy allows.
+    """Whether the saga has run longer than the policy allows."""
+    return now >= deadline_of(order, policy, now)
+
+
+def deadline_of(order: Order, policy: Policy, now: datetime) -> datetime:
+    """When the saga's deadline passes (``now`` stands in for a missing creation time).
 
     The clock starts when the saga started (its SagaStarted note), not when the
     Order was created: an order applied while the operator was down gets its full
@@ -327,7 +332,7 @@ def _past_deadline(order: Order, policy: Policy, now: datetime) -> bool:
         ),
         created,
     )
-    return now >= started + policy.deadline
+    return started + policy.deadline
 
 
 def _cancel_rejected(status: OrderStatus) -> bool:

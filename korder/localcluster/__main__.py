@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
             "up",
             "run",
             "node",
+            "promtool",
             "cluster-up",
             "cluster-serve",
             "cluster-down",
@@ -48,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "node":
         print(binaries.resolve_node().kubelet.parent)
+        return 0
+    if args.command == "promtool":
+        print(binaries.resolve_promtool())
         return 0
     if args.command == "cluster-up":
         return daemon.up()

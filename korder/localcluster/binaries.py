@@ -11,7 +11,9 @@ kubectl comes from the same folder when it is there, else from ``PATH``.
 The local cluster's node components (kube-controller-manager, kube-scheduler, kubelet,
 kube-proxy and the pause program) come from a second module, ``hack/node``, built by
 the same script into their own cache entry (:func:`resolve_node`), so that adding them
-never rebuilds the control plane that ``make test`` and ``make run`` use.
+never rebuilds the control plane that ``make test`` and ``make run`` use. Prometheus'
+promtool, which checks the monitoring component's rules, comes from a third, ``hack/promtool``
+(:func:`resolve_promtool`).
 """
 
 from __future__ import annotations
@@ -99,6 +101,14 @@ def resolve_node() -> NodeBinaries:
     if found is None:
         raise BinariesUnavailableError(f"{BUILD_SCRIPT} node did not leave binaries in {folder}")
     return found
+
+
+def resolve_promtool() -> Path:
+    """Prometheus' promtool (for the monitoring checks), building it into the cache when needed."""
+    promtool = _build("promtool") / "promtool"
+    if not promtool.is_file():
+        raise BinariesUnavailableError(f"{BUILD_SCRIPT} promtool did not leave {promtool}")
+    return promtool
 
 
 def resolve() -> Binaries:

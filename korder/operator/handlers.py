@@ -29,6 +29,7 @@ from korder.operator import bookkeeping, reconciling
 from korder.participant_clients import calls
 from korder.settings import get_settings
 
+#: The operator's name: the field manager of its writes, the reporting controller of its Events.
 FIELD_MANAGER = "korder-operator"
 
 
@@ -49,6 +50,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # with kopf.event (which these two settings do not silence).
     settings.posting.loggers = False
     settings.posting.level = logging.CRITICAL
+    # Our Events come from korder's operator, not from "kopf": `From: korder-operator`
+    # in `kubectl describe`, and the replica that posted each one.
+    settings.posting.reporting_component = FIELD_MANAGER
+    settings.posting.reporting_instance = ours.operator_identity
+    settings.posting.event_name_prefix = f"{FIELD_MANAGER}-"
     # A burst of orders must not become a burst of unbounded concurrent calls to
     # the API server and the participants: at most this many orders at once. An
     # order sleeping out a retry delay keeps its worker, so the limit is sized

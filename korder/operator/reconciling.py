@@ -66,9 +66,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from korder.domain import saga, steps
-from korder.domain.order import Order, OrderStatus
+from korder.domain.order import Order, OrderStatus, Phase
 from korder.kube import orders
-from korder.operator import performing
+from korder.operator import observing, performing
 from korder.outcomes import Deferred, Failed
 from korder.participant_clients import backoff, calls
 
@@ -98,6 +98,7 @@ class Context:
     attempts_per_call: int
     rng: random.Random = field(default_factory=random.Random)
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    observer: observing.Observer = field(default_factory=observing.default)
 
 
 async def reconcile(ctx: Context, order: Order, *, retry: int, announce: Announce) -> float | None:
@@ -116,10 +117,14 @@ async def reconcile(ctx: Context, order: Order, *, retry: int, announce: Announc
     ref = {"order": f"{namespace}/{name}", "uid": meta.uid}
     stored = current = order  # as the API server has it; with the moves not written yet
     notes: list[steps.Note] = []
+    # Phase changes not written yet: counted once stored, like the notes announced.
+    moved: list[tuple[Phase | None, Phase]] = []
+    observer = ctx.observer
+    observer.seen(order, saga.deadline_of(order, ctx.policy, ctx.now()))
 
     async def write(*, at_rest: bool = False) -> bool:
         """Store ``current``; False when the order changed meanwhile (read again, then)."""
-        nonlocal stored, current, notes
+        nonlocal stored, current, notes, moved
         if current.status == stored.status:
             return True
         try:
@@ -129,7 +134,7 @@ async def reconcile(ctx: Context, order: Order, *, retry: int, announce: Announc
             # then, as a replay under its key. The notes not written go with it.
             logger.info("order changed during a move; reading it again", extra=ref)
             stored = current = await ctx.read(namespace, name)
-            notes = []
+            notes, moved = [], []
             return False
         for note in notes:
             logger.info(
@@ -139,28 +144,41 @@ async def reconcile(ctx: Context, order: Order, *, retry: int, announce: Announc
             )
         for note in worth_an_event(notes, at_rest=at_rest):
             announce(written, note)
-        stored, current, notes = written, written, []
+        for before, after in moved:
+            observer.moved(written, before, after)
+        observer.seen(written, saga.deadline_of(written, ctx.policy, ctx.now()))
+        stored, current, notes, moved = written, written, [], []
         return True
 
     for _ in range(MAX_MOVES):
         move = saga.next_move(current, ctx.now())
         if isinstance(move, saga.Idle):
             if await write(at_rest=True):
+                if order.deleting:
+                    observer.forget(meta.uid)  # the finalizer lets go: the Order goes
                 return None
             continue
         if isinstance(move, saga.Call):
             if not await write():  # the write-ahead: the step's mark is stored first
                 continue
+            began = observer.clock()
             outcome = await performing.perform(ctx.participants, move, meta.uid)
             advance = saga.apply(current, move, outcome, ctx.policy, ctx.now())
+            observer.called(meta.uid, move, outcome, began, settled=not advance.retry)
         else:
             advance = move
         notes += advance.notes
+        before, after = current.status.phase, advance.status.phase
+        if after is not None and after != before:
+            if before is None:
+                observer.admitted(meta.uid)
+            moved.append((before, after))
         current = current.model_copy(update={"status": advance.status})
         if advance.retry:
             assert isinstance(move, saga.Call)
             assert isinstance(outcome, Failed | Deferred)
             if await write(at_rest=True):
+                observer.retried(move, outcome)
                 return _retry_delay(ctx, move, outcome, retry, ref)
     await write()
     return 0.0  # more to do: let Kopf call again rather than loop here forever

@@ -44,8 +44,10 @@ API = f"system:serviceaccount:{system.SYSTEM_NAMESPACE}:korder-api"
 
 def test_every_kustomization_is_checked() -> None:
     found = {str(k.parent.relative_to(MANIFESTS)) for k in MANIFESTS.rglob("kustomization.yaml")}
-    # The participants component cannot be built alone; default includes it.
-    assert found == {*KUSTOMIZATIONS, "participants"}
+    # The components cannot be built alone: default includes participants, and argocd
+    # goes into the kustomization that installs Argo CD (its own test below).
+    # monitoring too, for a cluster with the Prometheus Operator (tests/monitoring builds it).
+    assert found == {*KUSTOMIZATIONS, "participants", "argocd", "monitoring"}
 
 
 def test_the_local_overlay_never_pulls_and_finds_the_participants_by_address(
@@ -171,6 +173,31 @@ def test_default_without_the_participants_component(kubectl: Kubectl, tmp_path: 
     assert not [o for o in objects if "participants" in o["metadata"]["name"]]
     (config,) = by_kind(objects, "ConfigMap").values()
     assert config["data"]["KORDER_INVENTORY_URL"] == "https://inventory.example.com"
+
+
+def test_the_argocd_component_puts_the_health_check_into_argocd_cm(
+    kubectl: Kubectl, tmp_path: Path
+) -> None:
+    """What an Argo CD install's kustomization does with manifests/argocd."""
+    install = tmp_path / "argocd"
+    install.mkdir()
+    existing = {"url": "https://argocd.example.com"}
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "argocd-cm"}}
+    (install / "argocd-cm.yaml").write_text(yaml.safe_dump({**config, "data": existing}))
+    kustomization = {
+        "resources": ["argocd-cm.yaml"],
+        "components": [os.path.relpath(MANIFESTS / "argocd", install)],
+    }
+    (install / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+
+    (built,) = build(kubectl, install)
+    assert built["metadata"]["name"] == "argocd-cm"  # Argo CD reads it by that name
+    assert built["data"] == {
+        **existing,
+        "resource.customizations.health.korder.dev_Order": (
+            MANIFESTS / "argocd" / "health.lua"
+        ).read_text(),
+    }
 
 
 def pods_of(kubectl: Kubectl) -> dict[str, dict[str, Any]]:

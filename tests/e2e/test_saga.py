@@ -124,6 +124,20 @@ def test_happy_path_from_yaml_to_fulfilled(
     assert re.search(r"happy\s+Fulfilled\s+44\.98", listing)
 
 
+def test_events_come_from_korder_operator(kubectl: Kubectl, namespace: str) -> None:
+    apply(kubectl, namespace, "reported")
+    wait_events(kubectl, namespace, "reported", "OrderConfirmed")
+    [event] = kubectl.json(
+        "get", "events", "-n", namespace, "--field-selector=involvedObject.name=reported"
+    )["items"]
+    assert event["source"]["component"] == "korder-operator"
+    assert event["reportingComponent"] == "korder-operator"
+    assert event["reportingInstance"]  # the replica that posted it
+    assert event["metadata"]["name"].startswith("korder-operator-")
+    described = kubectl("describe", "order", "reported", "-n", namespace).stdout
+    assert re.search(r"Normal\s+OrderConfirmed\s+\S+\s+korder-operator\s", described), described
+
+
 def test_an_order_from_the_facade_takes_the_same_saga(
     kubectl: Kubectl, namespace: str, participants: Participants, facade: Component
 ) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from prometheus_client import CollectorRegistry
 
-from korder.api.waiting import applied, requested_wait, until_settled
+from korder.api.waiting import Waits, applied, requested_wait, until_settled
 from korder.domain.actions import Action
 from korder.domain.order import Order
 from korder.kube import orders
@@ -49,8 +50,10 @@ async def test_a_lost_watch_ends_the_wait_with_the_order_as_last_seen(
         raise orders.Unavailable("the API server went away")
 
     monkeypatch.setattr(orders, "watch", watch)
-    got = await until_settled(None, pending, Action.CREATE, 5)  # type: ignore[arg-type]
+    registry = CollectorRegistry()
+    got = await until_settled(None, pending, Action.CREATE, 5, Waits(registry))  # type: ignore[arg-type]
     assert got == reserving
+    assert waits_counted(registry, "lost") == 1
 
 
 async def test_a_settled_order_is_not_watched(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,4 +62,25 @@ async def test_a_settled_order_is_not_watched(monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setattr(orders, "watch", watch)
     confirmed = resource(status={"phase": "Confirmed"})
-    assert await until_settled(None, confirmed, Action.CREATE, 5) == confirmed  # type: ignore[arg-type]
+    registry = CollectorRegistry()
+    waits = Waits(registry)
+    assert await until_settled(None, confirmed, Action.CREATE, 5, waits) == confirmed  # type: ignore[arg-type]
+    assert waits_counted(registry, "settled") == 1
+
+
+async def test_a_wait_that_runs_out_is_counted_as_a_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def watch(*_: object) -> AsyncIterator[Order]:
+        yield resource(status={"phase": "ReservingInventory"}, resource_version="2")
+
+    monkeypatch.setattr(orders, "watch", watch)
+    registry = CollectorRegistry()
+    pending = resource(status={"phase": "Pending"})
+    await until_settled(None, pending, Action.CREATE, 1, Waits(registry))  # type: ignore[arg-type]
+    assert waits_counted(registry, "timeout") == 1
+
+
+def waits_counted(registry: CollectorRegistry, outcome: str) -> float | None:
+    labels = {"action": str(Action.CREATE), "outcome": outcome}
+    return registry.get_sample_value("korder_api_wait_duration_seconds_count", labels)

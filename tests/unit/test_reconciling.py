@@ -14,11 +14,12 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
 
 from korder.domain import saga, steps
 from korder.domain.order import Carrier, FulfillmentRequest, Order, OrderStatus, Phase
 from korder.kube import orders
-from korder.operator import reconciling
+from korder.operator import observing, reconciling
 from korder.participant_clients import calls, circuitbreaker
 from korder.participants.app import create_app
 from korder.settings import Settings
@@ -79,7 +80,9 @@ async def participants() -> AsyncIterator[calls.Participants]:
     await http.aclose()
 
 
-def context(store: Store, participants: calls.Participants) -> reconciling.Context:
+def context(
+    store: Store, participants: calls.Participants, registry: CollectorRegistry | None = None
+) -> reconciling.Context:
     return reconciling.Context(
         read=store.read,
         write=store.write,
@@ -89,6 +92,7 @@ def context(store: Store, participants: calls.Participants) -> reconciling.Conte
         retry_cap=CAP,
         attempts_per_call=ATTEMPTS,
         rng=random.Random(3),
+        observer=observing.Observer(registry or CollectorRegistry()),
     )
 
 
@@ -193,3 +197,61 @@ def test_events_are_the_warnings_and_where_the_saga_rests() -> None:
     assert reconciling.worth_an_event([released, failed], at_rest=True) == [failed]
     assert reconciling.worth_an_event([started, confirmed], at_rest=True) == [confirmed]
     assert reconciling.worth_an_event([], at_rest=True) == []
+
+
+async def test_what_a_saga_did_is_counted_once_stored(participants: calls.Participants) -> None:
+    store = Store(resource())
+    registry = CollectorRegistry()
+    ctx = context(store, participants, registry)
+    await reconciling.reconcile(ctx, store.order, retry=0, announce=store.announce)
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    # Admission (no phase yet) is not a transition; every phase change after it is.
+    transitions = "korder_order_phase_transitions_total"
+    assert value(transitions, **{"from": "Pending", "to": "ReservingInventory"}) == 1
+    assert value(transitions, **{"from": "ReservingInventory", "to": "ProcessingPayment"}) == 1
+    assert value(transitions, **{"from": "ProcessingPayment", "to": "Confirmed"}) == 1
+    assert value("korder_saga_duration_seconds_count") == 1
+    for step, participant in (("reserve-inventory", "inventory"), ("capture-payment", "payment")):
+        calls_done = {"participant": participant, "step": step, "outcome": "succeeded"}
+        assert value("korder_saga_call_duration_seconds_count", **calls_done) == 1
+        assert value("korder_saga_step_duration_seconds_count", step=step, outcome="succeeded") == 1
+    assert value("korder_orders", phase="Confirmed") == 1
+    assert value("korder_orders", phase="Pending") == 0
+    assert value("korder_orders_past_deadline") == 0
+
+
+async def test_a_retried_step_is_counted_and_timed_once_it_settles(
+    participants: calls.Participants,
+) -> None:
+    store, registry, ctx = await with_inventory_down(participants)
+    await reconciling.reconcile(ctx, store.order, retry=0, announce=store.announce)
+    step = {"step": "reserve-inventory"}
+    assert registry.get_sample_value("korder_saga_retries_total", {**step, "reason": "failed"}) == 1
+    assert registry.get_sample_value("korder_orders", {"phase": "ReservingInventory"}) == 1
+    await participants.http.put("http://p/inventory/faults", json={"unavailable": False})
+    await reconciling.reconcile(ctx, store.order, retry=1, announce=store.announce)
+    done = {**step, "outcome": "succeeded"}
+    # One step, from its first (failed) call to the call that settled it.
+    assert registry.get_sample_value("korder_saga_step_duration_seconds_count", done) == 1
+    assert registry.get_sample_value("korder_orders", {"phase": "ReservingInventory"}) == 0
+
+
+async def test_an_order_still_at_work_past_its_deadline_is_counted(
+    participants: calls.Participants,
+) -> None:
+    store, registry, ctx = await with_inventory_down(participants)
+    ctx.policy = saga.Policy(deadline=timedelta(seconds=-1))  # passed from the start
+    await reconciling.reconcile(ctx, store.order, retry=0, announce=store.announce)
+    assert registry.get_sample_value("korder_orders_past_deadline") == 1
+
+
+async def with_inventory_down(
+    participants: calls.Participants,
+) -> tuple[Store, CollectorRegistry, reconciling.Context]:
+    """A new order, metrics of its own, and an inventory service that answers 503."""
+    await participants.http.put("http://p/inventory/faults", json={"unavailable": True})
+    store, registry = Store(resource()), CollectorRegistry()
+    return store, registry, context(store, participants, registry)

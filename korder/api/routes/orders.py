@@ -17,7 +17,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from korder.api import idempotency, waiting
-from korder.api.deps import AppSettings, IdempotencyKey, Kube, OrderId, Wait, Write, WriteContext
+from korder.api.deps import (
+    AppSettings,
+    IdempotencyKey,
+    Kube,
+    OrderId,
+    Wait,
+    Waits,
+    Write,
+    WriteContext,
+)
 from korder.api.history import merge
 from korder.api.problems import Problem, documented
 from korder.api.schemas import (
@@ -109,6 +118,7 @@ async def create_order(
     kube: Kube,
     key: IdempotencyKey,
     wait: Wait,
+    waits: Waits,
     response: Response,
 ) -> OrderView:
     """Create an Order resource; the operator runs its saga from there.
@@ -123,7 +133,7 @@ async def create_order(
     else:
         order, replayed = await _create_once(kube, spec, key)
     if wait is not None:
-        order = await waiting.until_settled(kube, order, Action.CREATE, wait)
+        order = await waiting.until_settled(kube, order, Action.CREATE, wait, waits)
     view = _answer(response, order, status=201, replayed=replayed, waited=wait)
     response.headers["Location"] = f"/orders/{view.id}"
     return view
@@ -335,7 +345,7 @@ async def _action(
         write, order_id, action, asked, body=body, status=202, carrier=carrier
     )
     if write.wait is not None:
-        order = await waiting.until_settled(write.kube, order, action, write.wait)
+        order = await waiting.until_settled(write.kube, order, action, write.wait, write.waits)
     return _answer(response, order, status=status, replayed=replayed, waited=write.wait)
 
 
