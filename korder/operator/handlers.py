@@ -71,7 +71,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # Every handler here is async: participant calls wait on the event loop and
     # never queue behind Kopf's thread pool (six threads), which sync handlers use.
 
-    kube = orders.make_client("default", FIELD_MANAGER)
+    # A shard writes as a field manager of its own (the entry point names it), so an
+    # Order's managedFields say which shards wrote its status.
+    kube = orders.make_client("default", memo.get("field_manager", FIELD_MANAGER))
     memo.kube = kube
     memo.reconciling = reconciling.Context(
         read=functools.partial(_read, kube),
