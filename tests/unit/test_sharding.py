@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import itertools
 import uuid
 
 import pydantic
@@ -24,7 +25,7 @@ def test_the_ranges_are_disjoint_and_cover_the_whole_space(count: int) -> None:
     ranges = [(s.start, s.end) for s in sharding.shards(count)]
     assert ranges[0][0] == 0
     assert ranges[-1][1] == sharding.SPACE
-    for (_, end), (start, _) in zip(ranges, ranges[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(ranges):
         assert end == start, "each range starts where the last one ended"
     for uid in (str(uuid.uuid4()) for _ in range(200)):
         holders = [s for s in sharding.shards(count) if s.holds(uid)]
