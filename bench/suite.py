@@ -19,6 +19,9 @@ this order (each step says what bounds it in the README's benchmark section):
    verb and resource; the same orders give the light-load latency;
 5. the saga's throughput at a sustained offered load (direct creates at a fixed
    rate above what the operator can take), and the p99 latency at half that rate.
+6. the same sustained load with 1, 2 and 4 operator processes on as many shards
+   (``--shards``), and then, from every such Order's ``managedFields``, how many were
+   written by more than one shard or by a shard that does not own them (must be 0).
 
 Results print as a table and go to ``bench-results/results.json``.
 """

@@ -2,9 +2,13 @@
 while a shard's replica dies and a spare takes its range over.
 
 Three replicas share two shards (``KORDER_OPERATOR_SHARDS=2``): two act, one is the
-spare. Who handled an order is checked three ways, each of which fails if a shard
-acted outside its range (the API server ignoring the selector, a wrong hash, a
-range handed to two replicas):
+spare. The replica of shard 0 is killed while its orders are mid-charge, the spare
+takes the range over, and the killed one comes back as the new spare; orders are
+created before, during and after.
+
+Who handled an order is checked three ways, each of which fails if a shard acted
+outside its range (the API server ignoring the selector, a wrong hash, a range
+handed to two replicas):
 
 - every log line of a sharded replica says its shard, and every line that names an
   order (ours and Kopf's own, one per handled event) must name the owner's shard;
@@ -161,6 +165,11 @@ def test_each_order_is_handled_by_its_own_shard_also_while_one_is_taken_over(
     print(f"takeover: shard 0 acted on again {takeover:.1f}s after its replica was killed")
     # The Lease's 4 s, then one look of the spare (0.5 s), with the machine's noise.
     assert takeover < 4 + 0.5 + 5
+
+    # The killed replica comes back (as its pod would) and is the spare now.
+    replicas[victim].restart()
+    time.sleep(2)  # four looks at the Leases
+    assert holdings(replicas)[victim] is None, "both shards are held: it waits"
 
     apply_orders(kubectl, namespace, "after", 30)
     wait_for(
