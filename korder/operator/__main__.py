@@ -150,7 +150,7 @@ async def _kopf(shard: sharding.Shard) -> None:
         clusterwide=True,
         standalone=True,
         settings=kopf_settings,
-        memo=kopf.Memo(field_manager=shard.field_manager(handlers.FIELD_MANAGER)),
+        memo=kopf.Memo(shard=shard, field_manager=shard.field_manager(handlers.FIELD_MANAGER)),
     )
 
 

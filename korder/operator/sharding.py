@@ -11,7 +11,9 @@ passes the selector through to every list and watch) hashes ``metadata.uid`` wit
 64-bit FNV-1a and keeps the objects whose hash lies in ``[start, end)``. Shard
 ``i`` of ``N`` is the ``i``-th of ``N`` equal slices of ``[0, 2**64)``: the slices
 are disjoint and, the last one ending at ``2**64``, they cover every hash. UIDs are
-random, so the slices get about the same number of orders.
+random, so the slices get about the same number of orders. A server without the
+feature gate ignores the selector; the handlers' ``when`` filter
+(:func:`korder.operator.handlers.in_this_shard`) then keeps each shard to its range.
 
 How a dead shard is covered again. Each shard is one Lease
 (``<lease name>-shard-<i>-of-<N>``), held by one process at a time with the same

@@ -5,11 +5,13 @@ from __future__ import annotations
 import collections
 import itertools
 import uuid
+from typing import cast
 
+import kopf
 import pydantic
 import pytest
 
-from korder.operator import sharding
+from korder.operator import handlers, sharding
 from korder.settings import Settings
 
 
@@ -74,3 +76,20 @@ def test_shards_need_the_leases() -> None:
     assert Settings().operator_shards == 1, "one shard unless asked: as before"
     with pytest.raises(pydantic.ValidationError, match="needs KORDER_OPERATOR_LEADER_ELECTION"):
         Settings(operator_shards=2, operator_leader_election=False)
+
+
+def test_the_handlers_skip_an_order_of_another_shards_range() -> None:
+    # The guard for an API server that ignores the shard selector (no feature gate).
+    uids = [str(uuid.uuid4()) for _ in range(50)]
+    mine = next(u for u in uids if sharding.owner(u, 2).index == 0)
+    theirs = next(u for u in uids if sharding.owner(u, 2).index == 1)
+
+    def meta(uid: str) -> kopf.Meta:
+        return kopf.Body(cast(kopf.RawBody, {"metadata": {"uid": uid}})).metadata
+
+    first = kopf.Memo(shard=sharding.Shard(0, 2))
+    assert handlers.in_this_shard(meta(mine), first)
+    assert not handlers.in_this_shard(meta(theirs), first)
+    alone = kopf.Memo(shard=sharding.Shard(0, 1))
+    assert handlers.in_this_shard(meta(theirs), alone), "one shard: every order"
+    assert handlers.in_this_shard(meta(theirs), kopf.Memo()), "no shard named: every order"
