@@ -19,6 +19,9 @@ this order (each step says what bounds it in the README's benchmark section):
    verb and resource; the same orders give the light-load latency;
 5. the saga's throughput at a sustained offered load (direct creates at a fixed
    rate above what the operator can take), and the p99 latency at half that rate.
+6. the same sustained load with 1, 2 and 4 operator processes on as many shards
+   (``--shards``), and then, from every such Order's ``managedFields``, how many were
+   written by more than one shard or by a shard that does not own them (must be 0).
 
 Results print as a table and go to ``bench-results/results.json``.
 """
@@ -53,6 +56,7 @@ from korder.domain import saga
 from korder.domain.order import Order, OrderSpec
 from korder.localcluster import processes, system
 from korder.localcluster.controlplane import free_port
+from korder.operator import handlers, sharding
 from korder.outcomes import Succeeded
 
 NAMESPACE = apiserver.NAMESPACE
@@ -80,16 +84,22 @@ class System:
     operator_health: str
     operator_metrics: str
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    #: The settings each process was started with besides ``env``.
+    extra: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def start(self, name: str, module: str, health: str, **extra: str) -> None:
         log = self.state / "logs" / f"{name}.log"
         env = {**self.env, **extra}
+        self.extra[name] = extra
         self.procs[name] = processes.spawn([sys.executable, "-m", module], env=env, log=log)
         processes.wait_healthy(self.procs[name], health, name, timeout=120)
 
     def stop(self, name: str) -> None:
         proc = self.procs.pop(name)
         processes.stop([proc], timeout=30)
+
+    def env_of(self, name: str) -> dict[str, str]:
+        return self.extra[name]
 
     def start_operator(self) -> None:
         self.start("operator", "korder.operator", self.operator_health)
@@ -559,6 +569,82 @@ async def offered(sut: System, rate: float, seconds: float, prefix: str) -> dict
     }
 
 
+# --- 6. Shards ----------------------------------------------------------------------------
+
+
+def start_shards(sut: System, count: int) -> list[str]:
+    """``count`` operator processes sharing ``count`` shards, once each acts on one."""
+    names = []
+    for i in range(count):
+        name, probe, metrics = f"operator-{count}-shards-{i}", free_port(), free_port()
+        sut.start(
+            name,
+            "korder.operator",
+            f"http://127.0.0.1:{probe}/healthz",
+            KORDER_OPERATOR_LEADER_ELECTION="true",
+            KORDER_OPERATOR_SHARDS=str(count),
+            KORDER_OPERATOR_IDENTITY=name,
+            KORDER_OPERATOR_PROBE_PORT=str(probe),
+            KORDER_OPERATOR_METRICS_PORT=str(metrics),
+        )
+        names.append(name)
+    health = {n: sut.env_of(n)["KORDER_OPERATOR_PROBE_PORT"] for n in names}
+    deadline = time.monotonic() + 60
+    while True:
+        held = {
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["shard"]
+            for port in health.values()
+        }
+        if len(held - {None}) == count:
+            return names
+        if time.monotonic() > deadline:
+            sys.exit(f"the {count} shards were not all taken: {held}")
+        time.sleep(0.5)
+
+
+async def handled_twice(sut: System, prefix: str) -> dict[str, int]:
+    """Orders whose status two shards of one count wrote, or a shard outside its range.
+
+    Each shard writes as a field manager of its own (:mod:`korder.operator.sharding`),
+    so ``managedFields`` is a durable record of every shard that wrote an order. An
+    order a run left unsettled is finished by the next run's shards (another count):
+    that is a handover, not a second handler, so shards are compared within a count.
+    """
+    counts = {"orders": 0, "handled_twice": 0, "by_another_shard": 0}
+    async with session(sut) as s, s.get(apiserver.orders_url(sut.server)) as r:
+        items = (await r.json())["items"]
+    for item in items:
+        meta = item["metadata"]
+        if not meta["name"].startswith(prefix):
+            continue
+        writers = sharding.writers(
+            [f["manager"] for f in meta.get("managedFields", []) if f.get("subresource")],
+            handlers.FIELD_MANAGER,
+        )
+        by_count = Counter(w.count for w in writers)
+        counts["orders"] += 1
+        counts["handled_twice"] += any(n > 1 for n in by_count.values())
+        counts["by_another_shard"] += any(not w.holds(meta["uid"]) for w in writers)
+    return counts
+
+
+def shards(sut: System, counts: list[int], rate: float, seconds: float) -> dict[str, Any]:
+    """The sustained load of step 5 again, with 1, 2, 4... operator shards."""
+    sut.stop("operator")
+    figures: dict[str, Any] = {}
+    for count in counts:
+        names = start_shards(sut, count)
+        cpu_before = cpu_by_process(sut)
+        load = asyncio.run(offered(sut, rate, seconds, f"shards-{count}"))
+        cpu = cpu_by_process(sut)
+        # CPU seconds by process over the load: where the cores went.
+        used = {name: round(cpu[name] - cpu_before.get(name, 0.0), 1) for name in cpu}
+        figures[str(count)] = {**load, "cpu_s": used}
+        for name in names:
+            sut.stop(name)
+    return figures
+
+
 # --- The run and its report --------------------------------------------------------------
 
 #: key -> (target, whether the figure must be at most (True) or at least (False) it)
@@ -654,9 +740,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results["half_load"] = half
             results["saga_p99_ms_half_load"] = half["p99_ms"]
             results["operator_rss_mb_under_load"] = rss_mb(sut.pid("operator"))
-    # Sharding (issue 12, part 4) is not built yet: the keys are there, unmeasured.
-    results["shards"] = None
-    results["orders_handled_twice"] = None
+        # With --quick only when asked for: --shards 1 2 4.
+        counts = args.shards if args.shards is not None else [] if args.quick else [1, 2, 4]
+        if counts:
+            results["shards_sustained"] = shards(sut, counts, args.offered_rate, args.seconds)
+            results["shards"] = {
+                n: figure["overall_per_s"] for n, figure in results["shards_sustained"].items()
+            }
+            twice = asyncio.run(handled_twice(sut, "shards-"))
+            results["shards_checked"] = twice
+            results["orders_handled_twice"] = twice["handled_twice"] + twice["by_another_shard"]
     return results
 
 
@@ -669,6 +762,14 @@ def main() -> None:
     parser.add_argument("--offered-rate", type=float, default=60.0, help="orders/s offered")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of an offered load")
     parser.add_argument("--quick", action="store_true", help="only the ceiling, W and light load")
+    parser.add_argument(
+        "--shards",
+        type=int,
+        nargs="*",
+        default=None,
+        help="operator shard counts to run the sustained load with again "
+        "(default 1 2 4; with --quick none; --shards alone: none)",
+    )
     parser.add_argument("--out", type=Path, default=apiserver.RESULTS / "results.json")
     args = parser.parse_args()
     results = run(args)
@@ -677,6 +778,11 @@ def main() -> None:
         "writes per order: "
         + ", ".join(f"{k} {v}" for k, v in results["writes_per_order_by_kind"].items())
     )
+    if results.get("shards"):
+        print(
+            "saga throughput by operator shards: "
+            + ", ".join(f"{n}: {v}/s" for n, v in results["shards"].items())
+        )
     args.out.parent.mkdir(exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"written to {args.out}")

@@ -199,6 +199,15 @@ class Settings(BaseSettings):
     operator_retry_period_seconds: float = Field(
         default=2.0, gt=0, description="How often the leader renews and the others look."
     )
+    # Shards (korder.operator.sharding): each replica acts on one range of Order UIDs.
+    operator_shards: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="How many ranges of Order UIDs the replicas share out, one Lease "
+        "each; a replica acts on one range at a time. Run at least one more replica "
+        "than shards, so a dead one's range is taken over without waiting for a restart.",
+    )
 
     @model_validator(mode="after")
     def _leader_stops_before_the_lease_ends(self) -> Settings:
@@ -206,6 +215,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 "KORDER_OPERATOR_RENEW_DEADLINE_SECONDS must be shorter than "
                 "KORDER_OPERATOR_LEASE_SECONDS, or two replicas could act at once"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _shards_are_taken_by_lease(self) -> Settings:
+        if self.operator_shards > 1 and not self.operator_leader_election:
+            raise ValueError(
+                "KORDER_OPERATOR_SHARDS > 1 needs KORDER_OPERATOR_LEADER_ELECTION: "
+                "a replica's range is the shard whose Lease it holds"
             )
         return self
 

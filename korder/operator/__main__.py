@@ -4,7 +4,8 @@ Watches Orders in every namespace. Several replicas may run: each waits for the
 Lease (:mod:`.leadership`) and only the holder runs Kopf; one that loses the Lease
 exits at once, so it has stopped acting before another may start, and its pod
 restarts as a replica that waits. ``KORDER_OPERATOR_LEADER_ELECTION=false`` runs
-Kopf at once, alone.
+Kopf at once, alone. With ``KORDER_OPERATOR_SHARDS=N`` there is a Lease per shard
+(:mod:`.sharding`): a replica waits for any of them and acts on that shard's range.
 
 The liveness endpoint (``/healthz``) and the Prometheus endpoint are served from
 the start, by every replica, waiting or leading: a waiting replica is alive too.
@@ -21,8 +22,9 @@ import kopf
 import prometheus_client
 from aiohttp import web
 
+from korder import constants
 from korder.kube import orders
-from korder.operator import handlers, leadership
+from korder.operator import handlers, leadership, sharding
 from korder.settings import Settings, get_settings
 
 logger = logging.getLogger("korder.operator")
@@ -36,10 +38,33 @@ class Role:
     """Whether this replica acts now: for the probe's answer and the metric."""
 
     leading: bool = False
+    shard: sharding.Shard | None = None
 
-    def lead(self) -> None:
-        self.leading = True
+    def lead(self, shard: sharding.Shard) -> None:
+        self.leading, self.shard = True, shard
         leadership.LEADER.set(1)
+        SHARD.set(shard.index)
+        if shard.sharded:
+            # Every line says which shard acted, Kopf's own per-order lines included:
+            # the evidence that each order is handled by the shard that owns it.
+            for log_handler in logging.getLogger().handlers:
+                log_handler.addFilter(_ShardField(shard.label))
+
+
+SHARD = prometheus_client.Gauge(
+    "korder_operator_shard",
+    "The index of the shard this replica acts on (0 with one shard), -1 while it waits.",
+)
+
+
+class _ShardField(logging.Filter):
+    def __init__(self, label: str) -> None:
+        super().__init__()
+        self.label = label
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.shard = self.label
+        return True
 
 
 def main() -> None:
@@ -62,6 +87,7 @@ def main() -> None:
 async def _run(settings: Settings) -> None:
     role = Role()
     leadership.LEADER.set(0)
+    SHARD.set(-1)
     probes = await _serve_probes(settings, role)
     if settings.operator_metrics_port:
         prometheus_client.start_http_server(
@@ -69,8 +95,9 @@ async def _run(settings: Settings) -> None:
         )
     try:
         if not settings.operator_leader_election:
-            role.lead()
-            await _kopf()
+            alone = sharding.Shard(0, 1)
+            role.lead(alone)
+            await _kopf(alone)
             return
         await _lead(settings, role)
     finally:
@@ -79,18 +106,24 @@ async def _run(settings: Settings) -> None:
 
 async def _lead(settings: Settings, role: Role) -> None:
     client = orders.make_client(settings.operator_lease_namespace, handlers.FIELD_MANAGER)
-    elector = leadership.Elector(
-        client,
-        namespace=settings.operator_lease_namespace,
-        name=settings.operator_lease_name,
-        identity=settings.operator_identity,
-        lease_seconds=settings.operator_lease_seconds,
-        renew_deadline=settings.operator_renew_deadline_seconds,
-        retry_period=settings.operator_retry_period_seconds,
+    electors = {
+        shard: leadership.Elector(
+            client,
+            namespace=settings.operator_lease_namespace,
+            name=shard.lease_name(settings.operator_lease_name),
+            identity=settings.operator_identity,
+            lease_seconds=settings.operator_lease_seconds,
+            renew_deadline=settings.operator_renew_deadline_seconds,
+            retry_period=settings.operator_retry_period_seconds,
+        )
+        for shard in sharding.shards(settings.operator_shards)
+    }
+    elector = await leadership.acquire_any(
+        list(electors.values()), settings.operator_retry_period_seconds
     )
-    await elector.acquire()
-    role.lead()
-    kopf_task = asyncio.create_task(_kopf())
+    shard = next(s for s, e in electors.items() if e is elector)
+    role.lead(shard)
+    kopf_task = asyncio.create_task(_kopf(shard))
     keep_task = asyncio.create_task(elector.keep())
     done, _ = await asyncio.wait({kopf_task, keep_task}, return_when=asyncio.FIRST_COMPLETED)
     if keep_task in done:
@@ -106,16 +139,27 @@ async def _lead(settings: Settings, role: Role) -> None:
     kopf_task.result()
 
 
-async def _kopf() -> None:
+async def _kopf(shard: sharding.Shard) -> None:
+    kopf_settings = kopf.OperatorSettings()
+    if shard.sharded:
+        # Passed by Kopf to every list and watch of Orders: the API server sends this
+        # replica only the Orders of its range.
+        kopf_settings.watching.shard_selectors[constants.GROUP, constants.PLURAL] = shard.selector()
     # Standalone: the Lease, not Kopf's peering, decides who acts.
-    await kopf.operator(clusterwide=True, standalone=True)
+    await kopf.operator(
+        clusterwide=True,
+        standalone=True,
+        settings=kopf_settings,
+        memo=kopf.Memo(shard=shard, field_manager=shard.field_manager(handlers.FIELD_MANAGER)),
+    )
 
 
 async def _serve_probes(settings: Settings, role: Role) -> web.AppRunner:
     """``GET /healthz``: 200 while the event loop answers, for every replica."""
 
     async def healthz(_request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "leader": role.leading})
+        shard = role.shard.label if role.shard else None
+        return web.json_response({"status": "ok", "leader": role.leading, "shard": shard})
 
     app = web.Application()
     app.router.add_get("/healthz", healthz)

@@ -25,7 +25,7 @@ from korder import constants
 from korder.domain import saga, steps
 from korder.domain.order import MESSAGE_LENGTH, Order, clip
 from korder.kube import orders, status_writing
-from korder.operator import bookkeeping, reconciling
+from korder.operator import bookkeeping, reconciling, sharding
 from korder.participant_clients import calls
 from korder.settings import get_settings
 
@@ -80,7 +80,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # Every handler here is async: participant calls wait on the event loop and
     # never queue behind Kopf's thread pool (six threads), which sync handlers use.
 
-    kube = orders.make_client("default", FIELD_MANAGER)
+    # A shard writes as a field manager of its own (the entry point names it), so an
+    # Order's managedFields say which shards wrote its status.
+    kube = orders.make_client("default", memo.get("field_manager", FIELD_MANAGER))
     memo.kube = kube
     memo.reconciling = reconciling.Context(
         read=functools.partial(_read, kube),
@@ -150,15 +152,27 @@ def _announce(order: Order, note: steps.Note) -> None:
     )
 
 
-@kopf.on.create(constants.GROUP, constants.VERSION, constants.PLURAL)
-@kopf.on.update(constants.GROUP, constants.VERSION, constants.PLURAL)
-@kopf.on.resume(constants.GROUP, constants.VERSION, constants.PLURAL)
+def in_this_shard(meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> bool:
+    """Whether the Order is in the range of the shard this replica acts on.
+
+    A guard besides the API server's shard selector, which a server without the
+    ShardedListAndWatch feature gate ignores: an Order of another range is then
+    sent here too, and must not even count as handled (a deletion handler that
+    "succeeded" would let Kopf remove the finalizer before the owner compensates).
+    """
+    shard: sharding.Shard | None = memo.get("shard")
+    return shard is None or not shard.sharded or shard.holds(meta.uid or "")
+
+
+@kopf.on.create(constants.GROUP, constants.VERSION, constants.PLURAL, when=in_this_shard)
+@kopf.on.update(constants.GROUP, constants.VERSION, constants.PLURAL, when=in_this_shard)
+@kopf.on.resume(constants.GROUP, constants.VERSION, constants.PLURAL, when=in_this_shard)
 async def drive(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
     """Any change of an Order, or the operator starting: move its saga on."""
     await _reconcile(body, memo, retry)
 
 
-@kopf.on.delete(constants.GROUP, constants.VERSION, constants.PLURAL)
+@kopf.on.delete(constants.GROUP, constants.VERSION, constants.PLURAL, when=in_this_shard)
 async def finalize(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
     """`kubectl delete order`: compensate what the saga did, then let the object go."""
     await _reconcile(body, memo, retry)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -58,6 +58,8 @@ class Elector:
     #: The last record seen, and when (by our clock) it last changed.
     _seen: leases.Record | None = field(default=None, init=False)
     _seen_at: float = field(default=0.0, init=False)
+    #: The holder last reported while standing by, so each change is logged once.
+    _waiting_for: str | None = field(default=None, init=False)
 
     @property
     def where(self) -> str:
@@ -65,25 +67,27 @@ class Elector:
 
     async def acquire(self) -> None:
         """Return once this replica holds the Lease, looking again every retry period."""
-        waiting_for: str | None = None
-        while True:
-            holder = await self._try()
-            if holder == self.identity:
-                logger.info(
-                    "leading: holding the Lease %s",
-                    self.where,
-                    extra={"lease": self.where, "identity": self.identity},
-                )
-                return
-            if holder != waiting_for:
-                waiting_for = holder
-                logger.info(
-                    "standing by: the Lease %s is held by %s",
-                    self.where,
-                    holder,
-                    extra={"lease": self.where, "holder": holder},
-                )
-            await asyncio.sleep(self.retry_period)
+        await acquire_any([self], self.retry_period)
+
+    async def attempt(self) -> bool:
+        """Take or renew the Lease if we may, once; whether this replica holds it now."""
+        holder = await self._try()
+        if holder == self.identity:
+            logger.info(
+                "leading: holding the Lease %s",
+                self.where,
+                extra={"lease": self.where, "identity": self.identity},
+            )
+            return True
+        if holder != self._waiting_for:
+            self._waiting_for = holder
+            logger.info(
+                "standing by: the Lease %s is held by %s",
+                self.where,
+                holder,
+                extra={"lease": self.where, "holder": holder},
+            )
+        return False
 
     async def keep(self) -> None:
         """Renew the Lease until leadership is lost; return then (the caller must stop acting)."""
@@ -168,3 +172,18 @@ class Elector:
             return None
         self._seen, self._seen_at = written, self.clock()
         return self.identity
+
+
+async def acquire_any(electors: Sequence[Elector], retry_period: float) -> Elector:
+    """Return the first of ``electors`` whose Lease this replica took; one Lease at most.
+
+    For the shards (:mod:`.sharding`): a replica waits for any shard's Lease, looking
+    at each of them every retry period, in order, and stops at the first it holds.
+    Of replicas starting together, the one that loses a race for a Lease (a conflict)
+    tries the next in the same round, so N replicas spread over N shards at once.
+    """
+    while True:
+        for elector in electors:
+            if await elector.attempt():
+                return elector
+        await asyncio.sleep(retry_period)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,29 +19,10 @@ import httpx
 import pytest
 import yaml
 
-from korder.localcluster import binaries, processes, system
-from korder.localcluster.controlplane import ControlPlane
-from tests.e2e.conftest import Component, Kubectl, Participants, start_operator
+from korder.localcluster import processes, system
+from tests.e2e.conftest import LEASE, Component, Kubectl, Participants, start_operator
 from tests.support.orders import spec
 from tests.support.waiting import wait_for
-
-LEASE = {
-    "KORDER_OPERATOR_LEASE_SECONDS": "4",
-    "KORDER_OPERATOR_RENEW_DEADLINE_SECONDS": "3",
-    "KORDER_OPERATOR_RETRY_PERIOD_SECONDS": "0.5",
-}
-
-
-@pytest.fixture(scope="module")
-def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[system.Cluster]:
-    if os.environ.get("KORDER_E2E_KUBECONFIG"):
-        pytest.skip("needs a cluster where no other operator runs")
-    state = tmp_path_factory.mktemp("ha-controlplane")
-    bins = binaries.resolve()
-    with ControlPlane(bins, state_dir=state, kubeconfig=state / "kubeconfig", ephemeral=True):
-        c = system.Cluster(state / "kubeconfig", bins.kubectl)
-        c.install_crds()
-        yield c
 
 
 @pytest.fixture

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from dataclasses import dataclass
 
 import pytest
 
 from korder.kube import leases, orders
-from korder.operator import leadership
+from korder.operator import leadership, sharding
 from tests.support.clock import Clock
 
 
@@ -125,3 +126,60 @@ async def test_a_clean_stop_gives_the_lease_up(lease: FakeLease) -> None:
     assert lease.record is not None
     assert lease.record.holder is None
     assert await b._try() == "b", "no need to wait out the Lease"
+
+
+@pytest.fixture
+def shard_leases(monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeLease]:
+    """One FakeLease per name, as the shards' Leases are."""
+    by_name: collections.defaultdict[str, FakeLease] = collections.defaultdict(FakeLease)
+
+    async def read(client: object, ns: str, name: str) -> leases.Record | None:
+        return await by_name[name].read(client, ns, name)
+
+    async def write(
+        client: object, ns: str, name: str, record: leases.Record, *, previous: object
+    ) -> leases.Record:
+        return await by_name[name].write(client, ns, name, record, previous=previous)
+
+    monkeypatch.setattr(leases, "read", read)
+    monkeypatch.setattr(leases, "write", write)
+    return by_name
+
+
+def shard_electors(identity: str, clock: Clock, count: int) -> list[leadership.Elector]:
+    return [
+        dataclasses.replace(elector(identity, clock), name=shard.lease_name("korder-operator"))
+        for shard in sharding.shards(count)
+    ]
+
+
+async def test_replicas_spread_over_the_shards_one_lease_each(
+    shard_leases: dict[str, FakeLease],
+) -> None:
+    clock = Clock()
+    taken = [
+        (await leadership.acquire_any(shard_electors(who, clock, 3), 0.001)).name
+        for who in ("a", "b", "c")
+    ]
+    assert taken == [
+        "korder-operator-shard-0-of-3",
+        "korder-operator-shard-1-of-3",
+        "korder-operator-shard-2-of-3",
+    ]
+    holders = {name: lease.record.holder for name, lease in shard_leases.items() if lease.record}
+    assert holders == dict(zip(taken, ["a", "b", "c"], strict=True)), "one Lease each"
+
+
+async def test_a_spare_takes_the_dead_shards_lease_once_it_ran_out(
+    shard_leases: dict[str, FakeLease],
+) -> None:
+    clock = Clock()
+    for who in ("a", "b"):
+        await leadership.acquire_any(shard_electors(who, clock, 2), 0.001)
+    spare = shard_electors("spare", clock, 2)
+    assert [await e.attempt() for e in spare] == [False, False], "both shards are held"
+    await shard_electors("a", clock, 2)[0].attempt()  # a renews shard 0; b has died
+    clock.now += 10.1
+    assert [await e.attempt() for e in spare] == [False, True], "b's shard, after its Lease"
+    assert shard_leases["korder-operator-shard-1-of-2"].record is not None
+    assert shard_leases["korder-operator-shard-1-of-2"].record.holder == "spare"
