@@ -17,11 +17,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from korder.localcluster import processes, system
 from tests.e2e.conftest import LEASE, Component, Kubectl, Participants, start_operator
-from tests.support.orders import spec
+from tests.support.orders import orders_yaml
 from tests.support.waiting import wait_for
 
 
@@ -93,16 +92,7 @@ def test_one_replica_acts_and_the_other_finishes_its_orders_when_it_dies(
     participants.faults("payment", holdResponses=True)
     try:
         count = 20
-        manifests = [
-            {
-                "apiVersion": "korder.dev/v1alpha1",
-                "kind": "Order",
-                "metadata": {"name": f"ha-{n}", "namespace": namespace},
-                "spec": spec(),
-            }
-            for n in range(count)
-        ]
-        kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(manifests))
+        kubectl("apply", "-f", "-", stdin=orders_yaml("ha", count, namespace))
 
         def all_charging() -> bool:
             items = kubectl.json("get", "orders", "-n", namespace)["items"]

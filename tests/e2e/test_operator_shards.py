@@ -30,12 +30,11 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from korder.localcluster import processes, system
 from korder.operator import sharding
 from tests.e2e.conftest import LEASE, Component, Kubectl, Participants, start_operator
-from tests.support.orders import spec
+from tests.support.orders import orders_yaml
 from tests.support.waiting import wait_for
 
 SHARDS = 2
@@ -109,16 +108,7 @@ def status_writers(order: dict[str, Any]) -> set[str]:
 
 
 def apply_orders(kubectl: Kubectl, namespace: str, prefix: str, count: int) -> None:
-    manifests = [
-        {
-            "apiVersion": "korder.dev/v1alpha1",
-            "kind": "Order",
-            "metadata": {"name": f"{prefix}-{n}", "namespace": namespace},
-            "spec": spec(),
-        }
-        for n in range(count)
-    ]
-    kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(manifests))
+    kubectl("apply", "-f", "-", stdin=orders_yaml(prefix, count, namespace))
 
 
 def test_each_order_is_handled_by_its_own_shard_also_while_one_is_taken_over(

@@ -42,6 +42,19 @@ def order_yaml(name: str, order_spec: dict[str, Any] | None = None) -> str:
     )
 
 
+def orders_yaml(prefix: str, count: int, namespace: str) -> str:
+    """``count`` Order manifests named ``prefix-0``... in ``namespace``, for one kubectl apply."""
+    return yaml.safe_dump_all(
+        {
+            "apiVersion": "korder.dev/v1alpha1",
+            "kind": "Order",
+            "metadata": {"name": f"{prefix}-{n}", "namespace": namespace},
+            "spec": spec(),
+        }
+        for n in range(count)
+    )
+
+
 def resource(
     order_spec: dict[str, Any] | None = None,
     *,
