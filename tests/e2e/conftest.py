@@ -22,6 +22,7 @@ real cluster is never a test target by accident.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import signal
@@ -76,7 +77,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[system.Cluster
         c.install_crds()
         yield c
         return
-    state = tmp_path_factory.mktemp("controlplane")
+    with local_cluster(tmp_path_factory.mktemp("controlplane")) as c:
+        yield c
+
+
+@contextlib.contextmanager
+def local_cluster(state: Path) -> Iterator[system.Cluster]:
+    """A fresh control plane in ``state`` (etcd without fsync) with the CRD installed."""
     bins = binaries.resolve()
     with ControlPlane(bins, state_dir=state, kubeconfig=state / "kubeconfig", ephemeral=True):
         c = system.Cluster(state / "kubeconfig", bins.kubectl)
@@ -255,11 +262,7 @@ def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[system.Clu
     operator watches every namespace of the shared one, and would act beside them."""
     if os.environ.get("KORDER_E2E_KUBECONFIG"):
         pytest.skip("needs a cluster where no other operator runs")
-    state = tmp_path_factory.mktemp("own-controlplane")
-    bins = binaries.resolve()
-    with ControlPlane(bins, state_dir=state, kubeconfig=state / "kubeconfig", ephemeral=True):
-        c = system.Cluster(state / "kubeconfig", bins.kubectl)
-        c.install_crds()
+    with local_cluster(tmp_path_factory.mktemp("own-controlplane")) as c:
         yield c
 
 
