@@ -124,6 +124,19 @@ kind-down: ## Delete the kind cluster.
 
 ##@ Local cluster
 
+# $(call apt_install,PACKAGES,WHY): apt-get install the Debian PACKAGES that are missing,
+# saying WHY; a recipe line of the target that needs them ($@ names it in the messages).
+define apt_install
+missing=""; for p in $(1); do \
+	dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+if [ -n "$$missing" ]; then \
+	echo "$@: installing$$missing with apt-get ($(2))"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends $$missing >/dev/null \
+	|| { echo "$@: apt-get failed; as root: apt-get install$$missing" >&2; exit 1; }; \
+fi
+endef
+
 # The single-node cluster of make cluster-up (korder/localcluster/node.py): its kubeconfig.
 CLUSTER_KUBECONFIG := $(CURDIR)/.korder/cluster/kubeconfig
 # What the cluster needs from Debian (root): the runtime, the CNI plugins, iptables, and
@@ -132,14 +145,7 @@ CLUSTER_PACKAGES := containerd containernetworking-plugins iptables podman runc 
 
 .PHONY: cluster-tools
 cluster-tools: ## (Debian, root) Install containerd, the CNI plugins, iptables, podman, runc, mmdebstrap when missing.
-	@missing=""; for p in $(CLUSTER_PACKAGES); do \
-		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-		echo "cluster-tools: installing$$missing with apt-get (the local cluster's runtime and network)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			--no-install-recommends $$missing >/dev/null \
-		|| { echo "cluster-tools: apt-get failed; as root: apt-get install$$missing" >&2; exit 1; }; \
-	fi
+	@$(call apt_install,$(CLUSTER_PACKAGES),the local cluster's runtime and network)
 
 .PHONY: cluster-up
 cluster-up: venv cluster-tools ## A single-node cluster on this machine, in the background (state in .korder/cluster/).
@@ -222,14 +228,7 @@ test-chaos: controlplane ## Two short seeded chaos runs with every fault kind (p
 
 .PHONY: image-tools
 image-tools: ## (Debian) Install podman, runc and mmdebstrap with apt-get when missing.
-	@missing=""; for p in podman runc mmdebstrap; do \
-		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-		echo "image-tools: installing$$missing with apt-get (the image is built and run with podman)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			--no-install-recommends $$missing >/dev/null \
-		|| { echo "image-tools: apt-get failed; as root: apt-get install$$missing" >&2; exit 1; }; \
-	fi
+	@$(call apt_install,podman runc mmdebstrap,the image is built and run with podman)
 
 .PHONY: docker-build
 docker-build: venv $(if $(filter podman,$(CONTAINER_TOOL)),image-tools) ## Build the image IMG with CONTAINER_TOOL (skipped when its inputs are unchanged).
