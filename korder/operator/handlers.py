@@ -75,6 +75,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 30
+    # The first list of Orders (at start, and after a watch is lost) comes in pages: in
+    # one piece, 10,000 settled Orders were held at once as raw JSON and parsed dicts, and
+    # the process kept that peak (RSS 282 MB, peak 392 MB); in pages of 500 it stays at
+    # 99 MB (peak 103 MB), for 20 list requests instead of one (make bench, step 3).
+    settings.watching.chunk_size = 500
     # Any single API request (a status write, an event post) is bounded too.
     settings.networking.request_timeout = 60
     # Every handler here is async: participant calls wait on the event loop and
