@@ -90,7 +90,7 @@ def _checked(fields: Mapping[str, str | None]) -> dict[str, str]:
     return {name: value for name, value in fields.items() if value is not None}
 
 
-class _Context(logging.Filter):
+class ContextFields(logging.Filter):
     """Puts the context fields on each record, unless the record names them itself."""
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -201,7 +201,7 @@ def configure(level: str = "INFO", component: str = "korder", fmt: Format = "aut
     """Send every record to stderr in korder's shape (``fmt``: see :func:`formatter`)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter(component, fmt, sys.stderr))
-    handler.addFilter(_Context())
+    handler.addFilter(ContextFields())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
