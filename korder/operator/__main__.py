@@ -80,6 +80,8 @@ def main() -> None:
         # httpx logs every request at INFO: the status writes and participant calls
         # would drown the transitions, which are logged on their own.
         logging.getLogger("httpx").setLevel(logging.WARNING)
+        # lightkube's transport likewise: the Lease renewals alone are a line a second.
+        logging.getLogger("httpx2").setLevel(logging.WARNING)
         # Kopf logs two lines at INFO for every handled event; KORDER_LOG_LEVEL says
         # whether they are wanted.
         logging.getLogger("kopf").setLevel(settings.log_level)
