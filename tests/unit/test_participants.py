@@ -189,3 +189,14 @@ async def test_metrics_count_requests_by_route_replays_and_injected_faults(
     fault = 'fault="unavailable",route="/payment/charges"'
     assert f"korder_participants_faults_injected_total{{{fault}}} 1.0" in text
     assert "process_cpu_seconds_total" in text
+
+
+async def test_alive_while_the_process_answers_ready_while_the_state_takes_a_write() -> None:
+    app = create_app(Settings())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://participants") as c:
+        assert (await c.get("/health")).json() == {"status": "ok"}
+        app.state.participants.close()
+        unready = await c.get("/health")
+        assert (unready.status_code, unready.json()) == (503, {"status": "degraded"})
+        assert (await c.get("/livez")).json() == {"status": "ok"}
