@@ -21,7 +21,7 @@ from typing import Any, cast
 import kopf
 from lightkube import AsyncClient
 
-from korder import constants
+from korder import constants, logs
 from korder.domain import saga, steps
 from korder.domain.order import MESSAGE_LENGTH, Order, clip
 from korder.kube import orders, status_writing
@@ -185,7 +185,12 @@ async def finalize(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> No
 
 async def _reconcile(body: kopf.Body, memo: kopf.Memo, retry: int) -> None:
     order = orders.to_order(body)
-    delay = await reconciling.reconcile(memo.reconciling, order, retry=retry, announce=_announce)
+    meta = order.metadata
+    # Every line of this handling names the order, the participant calls' included.
+    with logs.scope(namespace=meta.namespace, order=meta.name, uid=meta.uid):
+        delay = await reconciling.reconcile(
+            memo.reconciling, order, retry=retry, announce=_announce
+        )
     if delay is not None:
         # Kopf keeps the handler pending and calls it again after the delay, or
         # sooner if the Order changes (a cancellation must not wait out a backoff).
