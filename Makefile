@@ -8,6 +8,8 @@ PY := $(VENV)/bin/python
 KORDER_CACHE_DIR ?= $(HOME)/.cache/korder
 export KORDER_CACHE_DIR
 PYTEST_ARGS ?=
+# What make test-e2e runs: the whole suite, or E2E=tests/e2e/test_logs.py for one file.
+E2E ?= tests/e2e
 # The image every role runs (make deploy); `korder:dev` is the manifests' placeholder.
 IMG ?= korder:dev
 # kubectl from the control-plane cache (built by make controlplane), whose built-in
@@ -71,7 +73,7 @@ test-unit: venv ## Unit tests (no cluster, seconds).
 
 .PHONY: test-e2e
 test-e2e: controlplane ## e2e tests on a real control plane, operator and facade.
-	$(PY) -m pytest tests/e2e -q --ignore=tests/e2e/test_postman.py $(PYTEST_ARGS)
+	$(PY) -m pytest $(E2E) -q --ignore=tests/e2e/test_postman.py $(PYTEST_ARGS)
 
 # newman, pinned in package.json and package-lock.json, installed here and not globally.
 node_modules/.installed: package.json package-lock.json
