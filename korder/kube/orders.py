@@ -176,7 +176,8 @@ async def create(
     The span's context is written as the trace annotation, so the operator's spans of
     this order are its descendants (:mod:`korder.tracing`).
     """
-    with _TRACER.start_as_current_span(
+    with tracing.span(
+        _TRACER,
         f"create {constants.KIND}",
         kind=trace.SpanKind.CLIENT,
         attributes={"k8s.namespace.name": client.namespace},

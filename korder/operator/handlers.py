@@ -185,14 +185,15 @@ async def _reconcile(body: kopf.Body, memo: kopf.Memo, retry: int) -> None:
     meta = order.metadata
     # One span per run of a handler, in the trace of the request that created the
     # Order (its annotation); Kopf's retries and restarts are runs, and spans, of their own.
-    with _TRACER.start_as_current_span(
+    with tracing.span(
+        _TRACER,
         f"reconcile {constants.KIND}",
         context=tracing.parent_from(meta.annotations.get(constants.ANNOTATION_TRACE_CONTEXT)),
         attributes={
             "k8s.namespace.name": meta.namespace or "",
             "korder.order.name": meta.name,
             "korder.order.uid": meta.uid,
-            "korder.order.phase": order.status.phase or "",
+            "korder.order.phase": str(order.status.phase or ""),
             "korder.kopf.retry": retry,
             "korder.order.deleting": order.deleting,
         },

@@ -30,13 +30,14 @@ async def perform(participants: calls.Participants, call: saga.Call, order: Orde
     meta = order.metadata
     key = steps.idempotency_key(meta.uid, call.name)
     compensation = steps.step_named(call.name) is None
-    with _TRACER.start_as_current_span(
+    with tracing.span(
+        _TRACER,
         f"{'compensation' if compensation else 'step'} {call.name}",
         attributes={
             "k8s.namespace.name": meta.namespace or "",
             "korder.order.name": meta.name,
             "korder.order.uid": meta.uid,
-            "korder.order.phase": order.status.phase.value if order.status.phase else "",
+            "korder.order.phase": str(order.status.phase or ""),
             "korder.saga.step": call.name,
             "korder.saga.compensation": compensation,
             "korder.participant": request.participant,

@@ -95,7 +95,8 @@ class Participant:
         except circuitbreaker.CircuitOpen as exc:
             metrics.CALLS.labels(self.name, "rejected_by_breaker").inc()
             return Deferred(str(exc), exc.retry_after)
-        with _TRACER.start_as_current_span(
+        with tracing.span(
+            _TRACER,
             f"POST {self.name}",
             kind=trace.SpanKind.CLIENT,
             attributes={

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import pytest
+from fastapi import Request
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -19,9 +21,15 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from korder import constants, tracing
 from korder.api.main import create_app
+from korder.domain import saga, steps
 from korder.domain.order import OrderSpec
 from korder.kube import orders
-from tests.support.orders import VALID_SPEC
+from korder.operator import performing
+from korder.outcomes import Succeeded
+from korder.participant_clients import calls, circuitbreaker
+from korder.participants.app import create_app as participants_app
+from korder.settings import Settings
+from tests.support.orders import VALID_SPEC, resource, spec
 
 
 @pytest.fixture
@@ -30,7 +38,9 @@ def recorded() -> InMemorySpanExporter:
 
 
 @pytest.fixture
-def tracer(recorded: InMemorySpanExporter) -> trace.Tracer:
+def tracer(recorded: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch) -> trace.Tracer:
+    """A tracer recording into ``recorded``, with tracing on as configure() leaves it."""
+    monkeypatch.setattr(tracing, "_configured", True)
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(recorded))
     return provider.get_tracer("test")
@@ -72,11 +82,20 @@ def test_tracestate_goes_along(tracer: trace.Tracer) -> None:
     assert again["traceparent"].startswith("00-0af7651916cd43dd8448eb211c80319c-")
 
 
-def test_no_span_no_annotation() -> None:
-    # Tracing off (no provider set up): the API's spans are no-ops and carry nothing.
-    with tracing.tracer(__name__).start_as_current_span("create Order"):
+def test_off_no_span_no_annotation(tracer: trace.Tracer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tracing, "_configured", False)
+    with tracing.span(tracer, "create Order") as span:
+        assert not span.is_recording()
         assert tracing.context_annotation() is None
         assert tracing.headers() == {}
+    assert (
+        tracing.parent_from(json.dumps({"traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01"}))
+        is None
+    )
+
+
+def test_no_current_span_no_annotation(tracer: trace.Tracer) -> None:
+    assert tracing.context_annotation() is None
 
 
 @pytest.mark.parametrize(
@@ -92,7 +111,9 @@ def test_no_span_no_annotation() -> None:
         json.dumps({"traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01", "x": "y" * 5000}),
     ],
 )
-def test_an_annotation_not_of_ours_starts_a_trace_of_its_own(annotation: str | None) -> None:
+def test_an_annotation_not_of_ours_starts_a_trace_of_its_own(
+    tracer: trace.Tracer, annotation: str | None
+) -> None:
     assert tracing.parent_from(annotation) is None
 
 
@@ -165,3 +186,44 @@ def test_off_nothing_is_set_up() -> None:
     before = list(app.user_middleware)
     tracing.instrument(app)
     assert app.user_middleware == before
+
+
+async def test_a_step_is_a_span_whose_participant_call_carries_it_to_the_participant(
+    tracer: trace.Tracer, recorded: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(performing, "_TRACER", tracer)
+    monkeypatch.setattr(calls, "_TRACER", tracer)
+    app = participants_app(Settings())
+    seen: list[str] = []
+
+    @app.middleware("http")
+    async def note_traceparent(request: Request, call_next: Any) -> Any:
+        seen.append(request.headers.get("traceparent", ""))
+        return await call_next(request)
+
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
+    breaker = circuitbreaker.CircuitBreaker("inventory")
+    inventory = calls.Participant(
+        "inventory", "http://p/inventory", http, breaker, timeout=5, attempts=1, retry_base=0.01
+    )
+    order = resource(spec(), status={"phase": "ReservingInventory", "total": "44.98"}, uid="u-2")
+    call = saga.Call(steps.RESERVE.name, steps.RESERVE.request("u-2", order.spec, order.status))
+    outcome = await performing.perform(
+        calls.Participants({"inventory": inventory}, http), call, order
+    )
+    await http.aclose()
+
+    assert isinstance(outcome, Succeeded)
+    [client, step] = recorded.get_finished_spans()
+    assert (step.name, client.name) == ("step reserve-inventory", "POST inventory")
+    assert client.kind == trace.SpanKind.CLIENT
+    assert client.parent is not None
+    assert client.parent.span_id == step.context.span_id
+    [sent] = seen
+    assert sent.startswith(f"00-{client.context.trace_id:032x}-{client.context.span_id:016x}-")
+    attributes = dict(step.attributes or {})
+    assert attributes["korder.order.uid"] == "u-2"
+    assert attributes["korder.order.phase"] == "ReservingInventory"
+    assert attributes["korder.saga.outcome"] == "succeeded"
+    assert attributes["korder.saga.compensation"] is False
+    assert dict(client.attributes or {})["http.response.status_code"] == 201
