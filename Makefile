@@ -71,8 +71,14 @@ typecheck: venv ## Type check with mypy --strict.
 test-unit: venv ## Unit tests (no cluster, seconds).
 	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
 
+# Jaeger's all-in-one, the trace backend of tests/e2e/test_traces.py, is built from its Go
+# module (hack/jaeger) on first use and cached like the control plane.
+.PHONY: jaeger
+jaeger: venv ## Build (or reuse) Jaeger's all-in-one binary in $(KORDER_CACHE_DIR).
+	$(PY) -m korder.localcluster jaeger
+
 .PHONY: test-e2e
-test-e2e: controlplane ## e2e tests on a real control plane, operator and facade.
+test-e2e: controlplane jaeger ## e2e tests on a real control plane, operator and facade.
 	$(PY) -m pytest $(E2E) -q --ignore=tests/e2e/test_postman.py $(PYTEST_ARGS)
 
 # newman, pinned in package.json and package-lock.json, installed here and not globally.

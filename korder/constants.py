@@ -24,6 +24,9 @@ KOPF_ANNOTATION_PREFIX: Final = GROUP
 ANNOTATION_IDEMPOTENCY_KEY: Final = f"{GROUP}/idempotency-key"
 ANNOTATION_REQUEST_FINGERPRINT: Final = f"{GROUP}/request-fingerprint"
 LABEL_CUSTOMER: Final = f"{GROUP}/customer"
+#: The facade's trace context (W3C traceparent, tracestate) as JSON, written with the
+#: create, so the operator's spans continue the request's trace (korder.tracing).
+ANNOTATION_TRACE_CONTEXT: Final = f"{GROUP}/trace-context"
 
 #: The field manager the facade writes spec with; the operator writes status as Kopf.
 FIELD_MANAGER_API: Final = "korder-api"

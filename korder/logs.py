@@ -29,16 +29,19 @@ import contextlib
 import contextvars
 import logging
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import IO, Any, Literal
 
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
-#: The context fields a line may carry, in the order they are written. Adding one (the
-#: trace id, say) is adding its name here; whoever knows it binds it with scope or bind.
-CONTEXT_FIELDS = ("request_id", "idempotency_key", "namespace", "order", "uid")
+#: The context fields a line may carry, in the order they are written. Adding one is
+#: adding its name here; whoever knows it binds it with scope or bind. ``trace_id`` is
+#: the exception: it is whatever span is current (:func:`korder.tracing.configure`
+#: sets :data:`trace_id_of`), since spans start in code that knows nothing of logs
+#: (OpenTelemetry's FastAPI middleware).
+CONTEXT_FIELDS = ("request_id", "idempotency_key", "namespace", "order", "uid", "trace_id")
 
 Format = Literal["auto", "text", "json"]
 
@@ -47,6 +50,9 @@ Format = Literal["auto", "text", "json"]
 _NOT_FIELDS = frozenset(RESERVED_ATTRS) | {"k8s_ref", "k8s_skip", "settings", "color_message"}
 
 _context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("korder_log_context")
+
+#: The current trace's id (32 hex digits), or None; None itself while tracing is off.
+trace_id_of: Callable[[], str | None] | None = None
 
 
 def current() -> Mapping[str, str]:
@@ -102,6 +108,10 @@ class ContextFields(logging.Filter):
         for field, value in current().items():
             if not hasattr(record, field):
                 setattr(record, field, value)
+        if trace_id_of is not None and not hasattr(record, "trace_id"):
+            trace_id = trace_id_of()
+            if trace_id is not None:
+                record.trace_id = trace_id
         return True
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the local cluster's Kubernetes binaries from a pinned Go module, once.
 #
-#   build.sh [controlplane|node|promtool]
+#   build.sh [controlplane|node|promtool|jaeger]
 #
 # controlplane (the default): kube-apiserver, etcd and kubectl, from hack/controlplane,
 # what make test and make run need. node: kube-controller-manager, kube-scheduler,
@@ -9,6 +9,8 @@
 # promtool: Prometheus' rule checker, from hack/promtool, for make test-monitoring; built
 # without Prometheus' service discoveries (the remove_all_sd tag), which promtool's rule
 # commands never use and which would be most of the download and the build.
+# jaeger: Jaeger's all-in-one binary, from hack/jaeger, the trace backend of the e2e test
+# of tracing (tests/e2e/test_traces.py).
 # Two modules, two cache entries: adding the node's tools does not change the control
 # plane's digest, so make test's control plane is not rebuilt for them.
 #
@@ -28,12 +30,16 @@ case "$module" in
     extra_inputs=("$here/pause/main.go") ;;
   promtool) tools="promtool:github.com/prometheus/prometheus/cmd/promtool"
     extra_inputs=() build_tags=remove_all_sd ;;
-  *) echo "build.sh: unknown module $module (controlplane, node or promtool)" >&2; exit 2 ;;
+  jaeger) tools="jaeger:github.com/jaegertracing/jaeger/cmd/jaeger"
+    extra_inputs=() ;;
+  *) echo "build.sh: unknown module $module (controlplane, node, promtool or jaeger)" >&2; exit 2 ;;
 esac
 cache_root=${KORDER_CACHE_DIR:-$HOME/.cache/korder}
 k8s_version=$(awk '$1=="k8s.io/kubernetes"{print $2; exit} $1=="require" && $2=="k8s.io/kubernetes"{print $3; exit}' "$here/go.mod")
 if [[ $module == promtool ]]; then  # the cache folder is named by the Prometheus module's version
   k8s_version=$(awk '$1=="github.com/prometheus/prometheus"{print $2; exit} $1=="require" && $2=="github.com/prometheus/prometheus"{print $3; exit}' "$here/go.mod")
+elif [[ $module == jaeger ]]; then  # and Jaeger's by the Jaeger module's
+  k8s_version=$(awk '$1=="github.com/jaegertracing/jaeger"{print $2; exit} $1=="require" && $2=="github.com/jaegertracing/jaeger"{print $3; exit}' "$here/go.mod")
 fi
 etcd_version=$(awk '$1=="go.etcd.io/etcd/server/v3"{print $2; exit}' "$here/go.mod")
 # Bump recipe when the flags below change, so the cache folder changes with them.
@@ -83,6 +89,8 @@ if [[ $module == controlplane ]]; then
   printf 'kubernetes %s\netcd %s\n' "$k8s_version" "$etcd_version" > "$out/VERSIONS"
 elif [[ $module == promtool ]]; then
   printf 'prometheus %s\n' "$k8s_version" > "$out/VERSIONS"
+elif [[ $module == jaeger ]]; then
+  printf 'jaeger %s\n' "$k8s_version" > "$out/VERSIONS"
 else
   printf 'kubernetes %s\n' "$k8s_version" > "$out/VERSIONS"
 fi

@@ -6,7 +6,7 @@ import logging
 
 import uvicorn
 
-from korder import logs
+from korder import logs, tracing
 from korder.api.main import create_app
 from korder.settings import get_settings
 
@@ -18,10 +18,13 @@ def main() -> None:
         # lightkube's transport logs every call to the API server at INFO: several lines
         # per REST request, which the access line already records once.
         logging.getLogger("httpx2").setLevel(logging.WARNING)
+    tracing.configure("api")  # off unless OTEL_* ask for it
+    app = create_app()
+    tracing.instrument(app)
     # uvloop and httptools: the event loop and the HTTP parser in C, the façade's share
     # of an order's CPU on a machine where the API server wants the same cores.
     uvicorn.run(
-        create_app(),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,

@@ -33,14 +33,18 @@ from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import GenericNamespacedResource, create_namespaced_resource
 from lightkube.resources.core_v1 import Event
 from lightkube.types import PatchType
+from opentelemetry import trace
 
-from korder import constants
+from korder import constants, tracing
 from korder.domain.order import Order, OrderSpec
 
 #: lightkube's class of the Order resource (the domain's :class:`Order` is what callers see).
 OrderResource: type[GenericNamespacedResource] = create_namespaced_resource(
     constants.GROUP, constants.VERSION, constants.KIND, constants.PLURAL
 )
+
+
+_TRACER = tracing.tracer(__name__)
 
 
 class KubeError(Exception):
@@ -192,10 +196,28 @@ async def create(
     generate_name: str | None = None,
     annotations: dict[str, str] | None = None,
 ) -> Order:
-    body = manifest(spec, name=name, generate_name=generate_name, annotations=annotations)
-    with translated():
-        created = await client.create(OrderResource(body))  # type: ignore[call-overload]
-    return to_order(created)
+    """Create an Order; with tracing on, one client span for the write, carried on the Order.
+
+    The span's context is written as the trace annotation, so the operator's spans of
+    this order are its descendants (:mod:`korder.tracing`).
+    """
+    with tracing.span(
+        _TRACER,
+        f"create {constants.KIND}",
+        kind=trace.SpanKind.CLIENT,
+        attributes={"k8s.namespace.name": client.namespace},
+    ) as span:
+        carried = tracing.context_annotation()
+        if carried is not None:
+            annotations = {**(annotations or {}), constants.ANNOTATION_TRACE_CONTEXT: carried}
+        body = manifest(spec, name=name, generate_name=generate_name, annotations=annotations)
+        with translated():
+            created = await client.create(OrderResource(body))  # type: ignore[call-overload]
+        order = to_order(created)
+        span.set_attributes(
+            {"korder.order.name": order.metadata.name, "korder.order.uid": order.metadata.uid}
+        )
+    return order
 
 
 async def get(client: AsyncClient, name: str, namespace: str | None = None) -> Order:

@@ -6,6 +6,7 @@
 - ``up``: only the control plane, in the foreground, writing ``.korder/kubeconfig``.
 - ``run``: the whole system (``make run``).
 - ``node``: build (or find) the local cluster's node components; print their folder.
+- ``promtool``, ``jaeger``: build (or find) promtool or Jaeger's all-in-one; print its path.
 - ``cluster-up`` / ``cluster-down``: the single-node cluster in the background
   (``make cluster-up``, ``make cluster-down``); ``cluster-serve`` is that background process.
 - ``load-image IMAGE``: put a podman image into the cluster's containerd (``make cluster-load``).
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
             "run",
             "node",
             "promtool",
+            "jaeger",
             "cluster-up",
             "cluster-serve",
             "cluster-down",
@@ -52,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "promtool":
         print(binaries.resolve_promtool())
+        return 0
+    if args.command == "jaeger":
+        print(binaries.resolve_jaeger())
         return 0
     if args.command == "cluster-up":
         return daemon.up()

@@ -13,7 +13,8 @@ kube-proxy and the pause program) come from a second module, ``hack/node``, buil
 the same script into their own cache entry (:func:`resolve_node`), so that adding them
 never rebuilds the control plane that ``make test`` and ``make run`` use. Prometheus'
 promtool, which checks the monitoring component's rules, comes from a third, ``hack/promtool``
-(:func:`resolve_promtool`).
+(:func:`resolve_promtool`), and Jaeger, the trace backend of the tracing e2e test, from a
+fourth, ``hack/jaeger`` (:func:`resolve_jaeger`).
 """
 
 from __future__ import annotations
@@ -109,6 +110,14 @@ def resolve_promtool() -> Path:
     if not promtool.is_file():
         raise BinariesUnavailableError(f"{BUILD_SCRIPT} promtool did not leave {promtool}")
     return promtool
+
+
+def resolve_jaeger() -> Path:
+    """Jaeger's all-in-one binary (for the tracing e2e test), building it when needed."""
+    jaeger = _build("jaeger") / "jaeger"
+    if not jaeger.is_file():
+        raise BinariesUnavailableError(f"{BUILD_SCRIPT} jaeger did not leave {jaeger}")
+    return jaeger
 
 
 def resolve() -> Binaries:

@@ -22,7 +22,7 @@ import kopf
 import prometheus_client
 from aiohttp import web
 
-from korder import constants, logs
+from korder import constants, logs, tracing
 from korder.kube import orders
 from korder.operator import handlers, leadership, sharding
 from korder.settings import Settings, get_settings
@@ -85,6 +85,7 @@ def main() -> None:
         # Kopf logs two lines at INFO for every handled event; KORDER_LOG_LEVEL says
         # whether they are wanted.
         logging.getLogger("kopf").setLevel(settings.log_level)
+    tracing.configure("operator")  # off unless OTEL_* ask for it
     asyncio.run(_run(settings))
 
 

@@ -21,7 +21,7 @@ from typing import Any, cast
 import kopf
 from lightkube import AsyncClient
 
-from korder import constants, logs
+from korder import constants, logs, tracing
 from korder.domain import saga, steps
 from korder.domain.order import MESSAGE_LENGTH, Order, clip
 from korder.kube import orders, status_writing
@@ -31,6 +31,8 @@ from korder.settings import get_settings
 
 #: The operator's name: the field manager of its writes, the reporting controller of its Events.
 FIELD_MANAGER = "korder-operator"
+
+_TRACER = tracing.tracer(__name__)
 
 
 @kopf.on.startup()
@@ -186,11 +188,30 @@ async def finalize(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> No
 async def _reconcile(body: kopf.Body, memo: kopf.Memo, retry: int) -> None:
     order = orders.to_order(body)
     meta = order.metadata
-    # Every line of this handling names the order, the participant calls' included.
-    with logs.scope(namespace=meta.namespace, order=meta.name, uid=meta.uid):
+    # Every line of this handling names the order, the participant calls' included;
+    # one span per run of a handler, in the trace of the request that created the
+    # Order (its annotation); Kopf's retries and restarts are runs, and spans, of their own.
+    with (
+        logs.scope(namespace=meta.namespace, order=meta.name, uid=meta.uid),
+        tracing.span(
+            _TRACER,
+            f"reconcile {constants.KIND}",
+            context=tracing.parent_from(meta.annotations.get(constants.ANNOTATION_TRACE_CONTEXT)),
+            attributes={
+                "k8s.namespace.name": meta.namespace or "",
+                "korder.order.name": meta.name,
+                "korder.order.uid": meta.uid,
+                "korder.order.phase": str(order.status.phase or ""),
+                "korder.kopf.retry": retry,
+                "korder.order.deleting": order.deleting,
+            },
+        ) as span,
+    ):
         delay = await reconciling.reconcile(
             memo.reconciling, order, retry=retry, announce=_announce
         )
+        if delay is not None:
+            span.set_attribute("korder.retry_delay_seconds", delay)
     if delay is not None:
         # Kopf keeps the handler pending and calls it again after the delay, or
         # sooner if the Order changes (a cancellation must not wait out a backoff).

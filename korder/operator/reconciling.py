@@ -162,7 +162,7 @@ async def reconcile(ctx: Context, order: Order, *, retry: int, announce: Announc
             if not await write():  # the write-ahead: the step's mark is stored first
                 continue
             began = observer.clock()
-            outcome = await performing.perform(ctx.participants, move, meta.uid)
+            outcome = await performing.perform(ctx.participants, move, current)
             advance = saga.apply(current, move, outcome, ctx.policy, ctx.now())
             observer.called(meta.uid, move, outcome, began, settled=not advance.retry)
         else:

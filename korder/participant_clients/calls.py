@@ -9,6 +9,12 @@ open, no call was made). The attempts inside one call are tenacity's loop, on ou
 backoff curve (:mod:`.backoff`), with a sleep that tests replace. :class:`Participants`
 holds the services by name and the shared HTTP client; the operator builds it once
 at start-up from the settings.
+
+Each HTTP attempt is a client span (``POST inventory``) carrying its context to the
+participant in ``traceparent`` (:mod:`korder.tracing`). These few lines rather than
+OpenTelemetry's httpx instrumentation: the span needs the participant's name and the
+idempotency key, an open breaker makes no request and so no span, and the outcome,
+not the status code alone, says whether the attempt failed.
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ from typing import Any
 
 import httpx
 import tenacity
+from opentelemetry import trace
 
+from korder import tracing
 from korder.outcomes import Deferred, Failed, Outcome, Rejected, Succeeded
 from korder.participant_clients import backoff, chaos, circuitbreaker, metrics
 from korder.settings import Settings
@@ -36,6 +44,8 @@ TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 IN_CALL_BACKOFF_CAP = 2.0
 
 Sleep = Callable[[float], Awaitable[None]]
+
+_TRACER = tracing.tracer(__name__)
 
 
 @dataclass
@@ -85,19 +95,49 @@ class Participant:
         except circuitbreaker.CircuitOpen as exc:
             metrics.CALLS.labels(self.name, "rejected_by_breaker").inc()
             return Deferred(str(exc), exc.retry_after)
+        with tracing.span(
+            _TRACER,
+            f"POST {self.name}",
+            kind=trace.SpanKind.CLIENT,
+            attributes={
+                "http.request.method": "POST",
+                "url.full": url,
+                "korder.participant": self.name,
+                "korder.idempotency_key": key,
+            },
+        ) as span:
+            outcome = await self._send(permit, url, key, body)
+            # A rejection (409 out of stock, 402 declined) is an answer the saga expects,
+            # told by its status code; only a transient failure marks the span an error.
+            if isinstance(outcome, Failed):
+                span.set_status(trace.Status(trace.StatusCode.ERROR, outcome.reason))
+        return outcome
+
+    async def _send(
+        self,
+        permit: circuitbreaker.Permit,
+        url: str,
+        key: str,
+        body: Mapping[str, Any] | None,
+    ) -> Outcome:
+        # The span's context goes along (traceparent), so the participant's own server
+        # span is this one's child; nothing is added while tracing is off.
+        headers = {"Idempotency-Key": key, **tracing.headers()}
         try:
             # httpx's own timeouts bound each phase; this bounds the whole call,
             # so a participant that trickles bytes cannot hold a step forever.
             async with asyncio.timeout(self.timeout):
-                response = await self.http.post(url, json=body, headers={"Idempotency-Key": key})
+                response = await self.http.post(url, json=body, headers=headers)
         except (httpx.HTTPError, TimeoutError) as exc:
             permit.failed()
             metrics.CALLS.labels(self.name, "failure").inc()
+            trace.get_current_span().set_attribute("error.type", type(exc).__name__)
             return Failed(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
         except BaseException:
             # Cancelled (the operator stopping): the call proves nothing either way.
             permit.ignored()
             raise
+        trace.get_current_span().set_attribute("http.response.status_code", response.status_code)
         if response.is_success:
             permit.succeeded()
             metrics.CALLS.labels(self.name, "success").inc()

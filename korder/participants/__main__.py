@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uvicorn
 
-from korder import logs
+from korder import logs, tracing
 from korder.participants.app import create_app
 from korder.settings import get_settings
 
@@ -19,8 +19,11 @@ from korder.settings import get_settings
 def main() -> None:
     settings = get_settings()
     logs.configure(settings.log_level, component="participants", fmt=settings.log_format)
+    tracing.configure("participants")  # off unless OTEL_* ask for it
+    app = create_app(settings)
+    tracing.instrument(app)
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.participants_host,
         port=settings.participants_port,
         log_config=None,

@@ -188,15 +188,20 @@ class Participants:
         return stock
 
 
+def start_participants(log: Path, **settings: str) -> Participants:
+    """The reference participants as a real process on a free port, once they answer."""
+    port = free_port()
+    env = {**os.environ, "KORDER_PARTICIPANTS_PORT": str(port), **settings}
+    health = f"http://127.0.0.1:{port}/health"
+    return Participants(_start_component("korder.participants", log, env, health))
+
+
 @pytest.fixture(scope="session")
 def participants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Participants]:
     """The reference participants as a real process on a free port."""
-    port = free_port()
-    env = {**os.environ, "KORDER_PARTICIPANTS_PORT": str(port)}
-    log = tmp_path_factory.mktemp("participants") / "participants.log"
-    component = _start_component("korder.participants", log, env, f"http://127.0.0.1:{port}/health")
-    yield Participants(component)
-    processes.stop([component.proc])
+    started = start_participants(tmp_path_factory.mktemp("participants") / "participants.log")
+    yield started
+    processes.stop([started.component.proc])
 
 
 def start_operator(
@@ -296,18 +301,15 @@ def start_facade(
     def start(kubeconfig: Path | None = None, healthy: bool = True, **settings: str) -> Component:
         if not bound:
             bound.append(bind_api(kubectl, namespace))
-        port = free_port()
-        env = system.component_env(
-            kubeconfig or identities.api,
-            PORT=str(port),
-            KORDER_NAMESPACE=namespace,
-            **settings,
-        )
         log = tmp_path / f"api-{len(started)}.log"
-        url = f"http://127.0.0.1:{port}/health"
         if healthy:
-            component = _start_component("korder.api", log, env, url)
+            component = start_api(kubeconfig or identities.api, namespace, log, **settings)
         else:
+            port = free_port()
+            env = system.component_env(
+                kubeconfig or identities.api, PORT=str(port), KORDER_NAMESPACE=namespace, **settings
+            )
+            url = f"http://127.0.0.1:{port}/health"
             proc = processes.spawn([sys.executable, "-m", "korder.api"], log=log, env=env)
             component = Component(proc, log, url.rsplit("/", 1)[0])
             wait_for(lambda: _answers(url), timeout=60, what="korder.api to answer")
@@ -316,6 +318,13 @@ def start_facade(
 
     yield start
     processes.stop([c.proc for c in started])
+
+
+def start_api(kubeconfig: Path, namespace: str, log: Path, **settings: str) -> Component:
+    """A facade process on a free port, serving ``namespace``, once it answers /health."""
+    port = free_port()
+    env = system.component_env(kubeconfig, PORT=str(port), KORDER_NAMESPACE=namespace, **settings)
+    return _start_component("korder.api", log, env, f"http://127.0.0.1:{port}/health")
 
 
 def bind_api(kubectl: Kubectl, namespace: str) -> str:

@@ -56,9 +56,9 @@ def call_of(stage: steps.Step | steps.Compensation, o: Order) -> saga.Call:
 
 async def test_the_whole_saga_as_calls(participants: calls.Participants) -> None:
     o = order(fulfillment=FulfillmentRequest(carrier=Carrier.OVERNIGHT).model_dump())
-    reserved = await performing.perform(participants, call_of(steps.RESERVE, o), UID)
-    charged = await performing.perform(participants, call_of(steps.CAPTURE, o), UID)
-    shipped = await performing.perform(participants, call_of(steps.SHIP, o), UID)
+    reserved = await performing.perform(participants, call_of(steps.RESERVE, o), o)
+    charged = await performing.perform(participants, call_of(steps.CAPTURE, o), o)
+    shipped = await performing.perform(participants, call_of(steps.SHIP, o), o)
     assert isinstance(reserved, Succeeded)
     assert isinstance(charged, Succeeded)
     assert isinstance(shipped, Succeeded)
@@ -72,8 +72,9 @@ async def test_the_whole_saga_as_calls(participants: calls.Participants) -> None
         payment_id=steps.CAPTURE.keeps(charged.answer, o.spec)["paymentId"],
     )
     for _step, compensation in steps.COMPENSATIONS:
-        undo = call_of(compensation, order(ids))
-        assert isinstance(await performing.perform(participants, undo, UID), Succeeded)
+        settled = order(ids)
+        undo = call_of(compensation, settled)
+        assert isinstance(await performing.perform(participants, undo, settled), Succeeded)
 
     [charge, refund] = await ledger(participants.http, "payment", base="http://p")
     assert (charge["orderId"], charge["amount"], charge["currency"]) == (UID, "44.98", "USD")
@@ -87,19 +88,19 @@ async def test_a_repeated_call_is_a_replay_not_a_second_effect(
     participants: calls.Participants,
 ) -> None:
     o = order()
-    first = await performing.perform(participants, call_of(steps.RESERVE, o), UID)
-    again = await performing.perform(participants, call_of(steps.RESERVE, o), UID)
+    first = await performing.perform(participants, call_of(steps.RESERVE, o), o)
+    again = await performing.perform(participants, call_of(steps.RESERVE, o), o)
     assert first == again
     assert len(await ledger(participants.http, "inventory", base="http://p")) == 1
 
 
 async def test_business_refusals_are_rejections(participants: calls.Participants) -> None:
     short = order(items=[{"productId": "PROD-009", "quantity": 1, "price": "1.00"}])
-    refused = await performing.perform(participants, call_of(steps.RESERVE, short), UID)
+    refused = await performing.perform(participants, call_of(steps.RESERVE, short), short)
     assert isinstance(refused, Rejected)
     assert refused.reason.startswith("out_of_stock: ")
     dear = order(OrderStatus(total="50.01"))
-    declined = await performing.perform(participants, call_of(steps.CAPTURE, dear), UID)
+    declined = await performing.perform(participants, call_of(steps.CAPTURE, dear), dear)
     assert isinstance(declined, Rejected)
     assert declined.reason.startswith("declined: ")
 
@@ -109,8 +110,9 @@ async def test_outage_is_a_failure_and_an_open_breaker_a_deferral(
 ) -> None:
     await participants.http.put("http://p/inventory/faults", json={"unavailable": True})
     min_calls = MIN_CALLS
+    o = order()
     outcomes = [
-        await performing.perform(participants, call_of(steps.RESERVE, order()), UID)
+        await performing.perform(participants, call_of(steps.RESERVE, o), o)
         for _ in range(min_calls + 1)
     ]
     # Every call fails until the breaker has seen its minimum of calls, all failed;
