@@ -227,14 +227,15 @@ chaos: controlplane ## The long chaos run: every fault through the facade; fails
 	$(PY) -m chaos $(CHAOS_ARGS)
 
 # The short seeded runs of make test, one per operator topology: one operator (whose
-# watches must outlive a partition) and two replicas on a Lease (the leader killed).
+# watches must outlive a partition) and three replicas on two shards' Leases (the shard
+# holders killed, the spare taking a range over).
 CHAOS_SHORT = --orders 60 --concurrency 6 --duration 45 --participant-restarts 1 \
 	--operator-kills 2 --targeted-kills 1 --apiserver-restarts 1 --etcd-restarts 1 \
 	--cuts 1 --cut-seconds 30 30 --settle-seconds 150
 .PHONY: test-chaos
 test-chaos: controlplane ## Two short seeded chaos runs with every fault kind (part of make test).
 	$(PY) -m chaos $(CHAOS_SHORT) --seed 11 --replicas 1 --out bench-results/chaos-short-1
-	$(PY) -m chaos $(CHAOS_SHORT) --seed 12 --replicas 2 --out bench-results/chaos-short-2
+	$(PY) -m chaos $(CHAOS_SHORT) --seed 12 --replicas 3 --shards 2 --out bench-results/chaos-short-2
 
 ##@ Build
 

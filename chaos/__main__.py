@@ -38,7 +38,14 @@ def _options(argv: list[str] | None) -> Options:
     add("--concurrency", type=int, default=8, help="clients at once (default 8)")
     add("--duration", type=float, default=300, help="seconds the stories and faults spread over")
     add("--seed", type=int, default=1)
-    add("--replicas", type=int, default=1, choices=(1, 2), help="operator replicas (2: a Lease)")
+    add(
+        "--replicas",
+        type=int,
+        default=1,
+        choices=range(1, 6),
+        help="operator replicas (2+: Leases)",
+    )
+    add("--shards", type=int, default=1, help="operator shards (needs replicas > shards)")
     add("--participant-failure-rate", type=float, default=0.2, help="the operator's CHAOS_MODE")
     add("--participant-restarts", type=int, default=2)
     add("--operator-kills", type=int, default=10, help="SIGKILLs at random moments")
@@ -81,23 +88,28 @@ def _options(argv: list[str] | None) -> Options:
         cut_seconds=tuple(a.cut_seconds),
         cut_mode=a.cut_mode,
     )
-    return Options(
-        orders=a.orders,
-        concurrency=a.concurrency,
-        duration=a.duration,
-        seed=a.seed,
-        replicas=a.replicas,
-        plan=plan,
-        mix=a.mix,
-        settle_seconds=a.settle_seconds,
-        out=a.out,
-    )
+    try:
+        return Options(
+            orders=a.orders,
+            concurrency=a.concurrency,
+            duration=a.duration,
+            seed=a.seed,
+            replicas=a.replicas,
+            shards=a.shards,
+            plan=plan,
+            mix=a.mix,
+            settle_seconds=a.settle_seconds,
+            out=a.out,
+        )
+    except ValueError as e:  # a combination the run cannot make (shards without a spare)
+        parser.error(str(e))
 
 
 def show(report: Report) -> str:
     lines = [
         f"chaos run: {report.orders} orders in {report.duration_s} s "
-        f"(seed {report.options['seed']}, {report.options['replicas']} operator replica(s))",
+        f"(seed {report.options['seed']}, {report.options['replicas']} operator replica(s), "
+        f"{report.options['shards']} shard(s))",
         f"  phases: {report.phases}",
         f"  requests: {report.requests}",
         f"  answers: {report.answers} ({report.client_retries} client retries)",

@@ -58,6 +58,9 @@ class Options:
     duration: float = 120.0
     seed: int = 1
     replicas: int = 1
+    #: Ranges of Order UIDs the replicas share out (korder.operator.sharding); more than
+    #: one needs a spare replica or more, to take a killed shard's range over.
+    shards: int = 1
     plan: Plan = field(default_factory=Plan)
     mix: Mix = field(default_factory=Mix)
     #: After the workload: how long every order gets to come to rest.
@@ -65,6 +68,13 @@ class Options:
     out: Path = Path("bench-results/chaos")
     #: The Lease of two replicas, short so a failover fits a short run.
     lease_seconds: float = 4.0
+
+    def __post_init__(self) -> None:
+        if self.shards > 1 and self.replicas <= self.shards:
+            raise ValueError(
+                f"{self.shards} shards need {self.shards + 1} operator replicas or more: "
+                "a killed shard's range is taken over by a spare"
+            )
 
 
 @dataclass
@@ -247,6 +257,7 @@ def _operator(
     if options.replicas == 1:
         settings["KORDER_OPERATOR_LEADER_ELECTION"] = "false"
     else:
+        settings["KORDER_OPERATOR_SHARDS"] = str(options.shards)
         lease = options.lease_seconds
         settings |= {
             "KORDER_OPERATOR_LEASE_SECONDS": str(lease),
@@ -329,6 +340,7 @@ def _plain(options: Options) -> dict[str, Any]:
         "duration": options.duration,
         "seed": options.seed,
         "replicas": options.replicas,
+        "shards": options.shards,
         "plan": {k: v for k, v in vars(options.plan).items()},
         "mix": dict(vars(options.mix)),
     }
