@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     page_size: int = Field(
         default=50, ge=1, le=500, description="Orders per page of GET /orders without a limit."
     )
+    console_stream_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=3600,
+        description="How long one live update stream of the web console (/console) lasts; "
+        "the browser then reconnects and starts from a fresh list.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     chaos_mode: bool = Field(
         default=False,
