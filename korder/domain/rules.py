@@ -89,9 +89,16 @@ def available(order: Order) -> list[Action]:
         action
         for action in Action
         if action not in _NOT_BUTTONS
-        and not requested(action, order.spec)
+        and not _under_way(action, order)
         and refusal(action, order) is None
     ]
+
+
+def _under_way(action: Action, order: Order) -> bool:
+    """The order does ``action`` already: its spec asks for it, or (a ``kubectl delete``,
+    which sets no spec field) it is being cancelled."""
+    cancelling = action is Action.CANCEL and phase_of(order) in (Phase.CANCELLING, Phase.CANCELLED)
+    return cancelling or requested(action, order.spec)
 
 
 def _irrevocable_requested(order: Order) -> bool:

@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 
 from korder.api import idempotency
 from korder.domain.actions import Action
@@ -33,11 +32,16 @@ class Route:
 
 
 def route_of(app: FastAPI, action: Action) -> Route | None:
-    """The REST route of ``action`` (operation id ``<action>Order``), if the API has one."""
+    """The REST route of ``action`` (operation id ``<action>Order``), if the API has one.
+
+    Read from the OpenAPI document, the REST API's published contract (FastAPI builds
+    it once and keeps it), rather than from the router's internals.
+    """
     wanted = f"{action}Order"
-    for route in app.routes:
-        if isinstance(route, APIRoute) and route.operation_id == wanted:
-            return Route(sorted(route.methods or ())[0], route.path_format)
+    for path, operations in app.openapi().get("paths", {}).items():
+        for method, operation in operations.items():
+            if isinstance(operation, dict) and operation.get("operationId") == wanted:
+                return Route(method.upper(), path)
     return None
 
 
