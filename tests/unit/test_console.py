@@ -235,3 +235,36 @@ def test_the_console_is_not_in_the_openapi_document() -> None:
     paths = create_app().openapi()["paths"]
     assert paths
     assert not [p for p in paths if p.startswith("/console")]
+
+
+def test_an_orders_page_renders_its_failure_timeline_and_no_buttons() -> None:
+    history = [
+        {"type": "SagaStarted", "time": _at(3), "phase": "ReservingInventory"},
+        {"type": "PaymentDeclined", "time": _at(2), "phase": "Compensating", "message": "no"},
+        {"type": "InventoryReleased", "time": _at(1), "phase": "Compensating"},
+        {"type": "OrderFailed", "time": _at(1), "phase": "Failed", "message": "declined"},
+    ]
+    order = _order("f-1", Phase.FAILED, history=history)
+    order.status.failure_reason = "The card was declined."
+    moments = views.timeline([OrderEvent(source="history", **h) for h in history])
+    html = rendering.render(
+        "_order.html",
+        {
+            "base": "/console",
+            "order": order,
+            "phase": Phase.FAILED,
+            "lines": views.lines(order),
+            "steps": views.step_states(order),
+            "moments": moments,
+            "events": [],
+            "saga_seconds": views.total_seconds(moments),
+            "actions": views.actions(order),
+            "key": "console-1",
+            "notice": None,
+        },
+    )
+    assert "The card was declined." in html
+    assert 'class="moment compensation" data-kind="InventoryReleased"' in html
+    assert 'class="moment warning" data-kind="PaymentDeclined"' in html
+    assert "data-no-actions" in html
+    assert "<form" not in html
