@@ -26,11 +26,11 @@ from unittest import mock
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.common.selenium_manager import SeleniumManager
-from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 
@@ -76,7 +76,8 @@ def _options() -> webdriver.ChromeOptions:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[webdriver.Chrome]:
+def chromium() -> Iterator[webdriver.Chrome]:
+    """One headless Chromium for the module's tests."""
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
     if missing:
         raise AssertionError(f"{', '.join(missing)} missing: run `make browser-tools` (root)")
@@ -92,6 +93,14 @@ def browser() -> Iterator[webdriver.Chrome]:
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture
+def browser(chromium: webdriver.Chrome, facade: Component) -> Iterator[webdriver.Chrome]:
+    """The browser, for a test with its own façade; it leaves the console before the façade
+    stops (a façade waits for its open streams, as for any response under way)."""
+    yield chromium
+    chromium.get("about:blank")
 
 
 @pytest.fixture
@@ -113,7 +122,13 @@ def shot(browser: webdriver.Chrome, tmp_path: Path) -> Callable[[str], Path]:
 
 
 def _until(browser: webdriver.Chrome, what: str, check: Callable[[webdriver.Chrome], Any]) -> Any:
-    return WebDriverWait(browser, WAIT_SECONDS, poll_frequency=0.2).until(check, message=what)
+    # A live update replaces the part of the page an element was found in: look again.
+    return WebDriverWait(
+        browser,
+        WAIT_SECONDS,
+        poll_frequency=0.2,
+        ignored_exceptions=(StaleElementReferenceException, NoSuchElementException),
+    ).until(check, message=what)
 
 
 def _open(browser: webdriver.Chrome, url: str, size: tuple[int, int] = LAPTOP) -> None:
@@ -124,33 +139,62 @@ def _open(browser: webdriver.Chrome, url: str, size: tuple[int, int] = LAPTOP) -
     ))  # fmt: skip
 
 
+# Read in one script each, so a live update cannot replace the page between two reads.
+def _texts(browser: webdriver.Chrome, selector: str) -> list[str]:
+    script = "return [...document.querySelectorAll(arguments[0])].map(e => e.innerText)"
+    texts: list[str] = browser.execute_script(script, selector)
+    return texts
+
+
+def _attrs(browser: webdriver.Chrome, selector: str, name: str) -> list[str]:
+    script = (
+        "return [...document.querySelectorAll(arguments[0])]"
+        ".map(e => e.getAttribute(arguments[1]) || '')"
+    )
+    values: list[str] = browser.execute_script(script, selector, name)
+    return values
+
+
+def _text(browser: webdriver.Chrome, selector: str) -> str:
+    texts = _texts(browser, selector)
+    assert texts, f"nothing on the page matches {selector}"
+    return texts[0]
+
+
 def _row_phase(browser: webdriver.Chrome, order_id: str) -> str | None:
-    rows = browser.find_elements(By.CSS_SELECTOR, f'tr[data-order="{order_id}"]')
-    return rows[0].get_attribute("data-phase") if rows else None
+    phases = _attrs(browser, f'tr[data-order="{order_id}"]', "data-phase")
+    return phases[0] if phases else None
 
 
 def _count(browser: webdriver.Chrome, phase: str) -> int:
-    cell = browser.find_element(By.CSS_SELECTOR, f'li[data-phase="{phase}"] [data-count]')
-    return int(cell.text)
+    return int(_text(browser, f'li[data-phase="{phase}"] [data-count]'))
 
 
 def _phase(browser: webdriver.Chrome) -> str | None:
-    badges = browser.find_elements(By.CSS_SELECTOR, ".summary [data-phase]")
-    return badges[0].get_attribute("data-phase") if badges else None
+    phases = _attrs(browser, ".summary [data-phase]", "data-phase")
+    return phases[0] if phases else None
 
 
 def _kinds(browser: webdriver.Chrome) -> list[str]:
-    moments = browser.find_elements(By.CSS_SELECTOR, ".timeline [data-kind]")
-    return [m.get_attribute("data-kind") or "" for m in moments]
+    return _attrs(browser, ".timeline [data-kind]", "data-kind")
 
 
 def _actions(browser: webdriver.Chrome) -> list[str]:
-    forms = browser.find_elements(By.CSS_SELECTOR, "form[data-action]")
-    return [f.get_attribute("data-action") or "" for f in forms]
+    return _attrs(browser, "form[data-action]", "data-action")
 
 
-def _button(browser: webdriver.Chrome, action: str) -> WebElement:
-    return browser.find_element(By.CSS_SELECTOR, f'form[data-action="{action}"] button')
+def _press(browser: webdriver.Chrome, action: str, *keys: str) -> None:
+    """Press an action's button: with ``keys`` sent to it (Enter), or a click."""
+
+    def press(d: webdriver.Chrome) -> bool:
+        button = d.find_element(By.CSS_SELECTOR, f'form[data-action="{action}"] button')
+        if keys:
+            button.send_keys(*keys)
+        else:
+            button.click()
+        return True
+
+    _until(browser, f"the {action} button to be pressed", press)
 
 
 def _declined() -> dict[str, Any]:
@@ -163,7 +207,7 @@ def test_orders_appear_live_with_their_totals_and_filter(
     browser: webdriver.Chrome, facade: Component, operator: Component, shot: Callable[[str], Path]
 ) -> None:
     _open(browser, f"{facade.url}/console")
-    assert browser.find_element(By.CSS_SELECTOR, "[data-matching]").text.startswith("0 orders")
+    assert _text(browser, "[data-matching]").startswith("0 orders")
     # A page that reloads loses this; the live updates must not reload it.
     browser.execute_script("window.stillTheSamePage = true")
 
@@ -185,10 +229,9 @@ def test_orders_appear_live_with_their_totals_and_filter(
     _until(browser, "the totals per phase", lambda d: (
         _count(d, "Processing") == 1 and _count(d, "Confirmed") == 1 and _count(d, "Failed") == 1
     ))  # fmt: skip
-    confirmed_total = browser.find_element(By.CSS_SELECTOR, 'li[data-phase="Confirmed"]').text
-    assert "USD 44.98" in confirmed_total
+    assert "USD 44.98" in _text(browser, 'li[data-phase="Confirmed"]')
     assert browser.execute_script("return window.stillTheSamePage") is True
-    assert int(browser.find_element(By.CSS_SELECTOR, '[data-pace="confirmed"]').text) >= 2
+    assert int(_text(browser, '[data-pace="confirmed"]')) >= 2
     shot("orders")
 
     # The filter is a plain form: the customer's orders only, and its totals.
@@ -216,44 +259,46 @@ def test_an_orders_timeline_and_its_buttons(
     kinds = _kinds(browser)
     for kind in ("SagaStarted", "InventoryReserved", "PaymentCaptured", "OrderConfirmed"):
         assert kind in kinds, kinds
-    steps = {
-        e.get_attribute("data-step"): e.text
-        for e in browser.find_elements(By.CSS_SELECTOR, "[data-step]")
-    }
+    steps = dict(
+        zip(
+            _attrs(browser, "[data-step]", "data-step"), _texts(browser, "[data-step]"), strict=True
+        )
+    )
     assert "done" in steps["reserve-inventory"], steps
     assert "done" in steps["capture-payment"], steps
-    items = browser.find_element(By.CSS_SELECTOR, "table.items").text
+    items = _text(browser, "table.items")
     assert "39.98" in items, items  # 2 x 19.99
     assert "44.98" in items, items  # the order's total
-    assert "OrderConfirmed" in browser.find_element(By.CSS_SELECTOR, "table.events").text
+    assert "OrderConfirmed" in _text(browser, "table.events")
     assert _actions(browser) == ["process", "cancel"]
 
     # Pressed from the keyboard: the button has the focus and Enter submits its form.
-    _button(browser, "process").send_keys(Keys.ENTER)
-    _until(browser, "the notice", lambda d: d.find_elements(By.CSS_SELECTOR, "[data-notice]"))
-    assert "Processing was requested" in browser.find_element(By.CSS_SELECTOR, "[data-notice]").text
+    _press(browser, "process", Keys.ENTER)
+    _until(browser, "the notice", lambda d: _texts(d, "[data-notice]"))
+    assert "Processing was requested" in _text(browser, "[data-notice]")
     _open(browser, browser.current_url)
     _until(browser, "Processing", lambda d: _phase(d) == "Processing")
     _until(browser, "the fulfil button", lambda d: _actions(d) == ["fulfill", "cancel"])
     shot("order")
 
-    Select(browser.find_element(By.ID, "carrier")).select_by_value("EXPRESS")
-    _button(browser, "fulfill").click()
+    def choose(d: webdriver.Chrome) -> bool:
+        Select(d.find_element(By.ID, "carrier")).select_by_value("EXPRESS")
+        d.find_element(By.CSS_SELECTOR, 'form[data-action="fulfill"] button').click()
+        return True
+
+    _until(browser, "Fulfil pressed with EXPRESS", choose)
     _open(browser, browser.current_url)
     _until(browser, "Fulfilled", lambda d: _phase(d) == "Fulfilled")
     _until(
         browser,
         "the tracking number",
-        lambda d: d.find_elements(By.CSS_SELECTOR, "[data-tracking]"),
+        lambda d: _texts(d, "[data-tracking]"),
     )
     assert _actions(browser) == []
     order = api.get(facade, order_id)
     assert order["status"] == "Fulfilled"
     assert order["shipment"]["carrier"] == "EXPRESS"
-    assert (
-        order["shipment"]["trackingNumber"]
-        in browser.find_element(By.CSS_SELECTOR, "[data-tracking]").text
-    )
+    assert order["shipment"]["trackingNumber"] in _text(browser, "[data-tracking]")
     _open(browser, browser.current_url, PHONE)
     fits = "return document.documentElement.scrollWidth <= window.innerWidth"
     assert browser.execute_script(fits), "the order's page scrolls sideways on a phone"
@@ -270,15 +315,15 @@ def test_a_declined_order_shows_its_compensation_and_reason(
     kinds = _kinds(browser)
     assert kinds.index("PaymentDeclined") < kinds.index("InventoryReleased"), kinds
     assert kinds[-1] == "OrderFailed", kinds
-    released = browser.find_element(By.CSS_SELECTOR, '.timeline [data-kind="InventoryReleased"]')
-    assert "compensation" in (released.get_attribute("class") or "")
-    declined = browser.find_element(By.CSS_SELECTOR, '.timeline [data-kind="PaymentDeclined"]')
-    assert "warning" in (declined.get_attribute("class") or "")
+    released = _attrs(browser, '.timeline [data-kind="InventoryReleased"]', "class")
+    assert "compensation" in released[0]
+    declined = _attrs(browser, '.timeline [data-kind="PaymentDeclined"]', "class")
+    assert "warning" in declined[0]
     reason = api.get(facade, order_id)["failureReason"]
     assert reason
-    assert reason in browser.find_element(By.CSS_SELECTOR, "[data-failure]").text
+    assert reason in _text(browser, "[data-failure]")
     assert _actions(browser) == []
-    assert browser.find_elements(By.CSS_SELECTOR, "[data-no-actions]")
+    assert _texts(browser, "[data-no-actions]")
     shot("order-failed")
 
 

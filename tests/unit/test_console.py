@@ -260,7 +260,6 @@ def test_an_orders_page_renders_its_failure_timeline_and_no_buttons() -> None:
             "saga_seconds": views.total_seconds(moments),
             "actions": views.actions(order),
             "key": "console-1",
-            "notice": None,
         },
     )
     assert "The card was declined." in html

@@ -149,9 +149,7 @@ async def _read(kube: AsyncClient, order_id: str) -> Order:
         ) from exc
 
 
-async def _order_html(
-    kube: AsyncClient, order: Order, request: Request, notice: Mapping[str, Any] | None = None
-) -> str:
+async def _order_html(kube: AsyncClient, order: Order, request: Request) -> str:
     events = await orders.events_of(kube, order.metadata.uid)
     moments = views.timeline(merge(order, events))
     available = [a for a in views.actions(order) if acting.route_of(request.app, a)]
@@ -168,18 +166,24 @@ async def _order_html(
             "saga_seconds": views.total_seconds(moments),
             "actions": available,
             "key": f"console-{uuid.uuid4()}",
-            "notice": notice,
         },
     )
 
 
-def _order_page(request: Request, order: Order, live: str, status: int = 200) -> HTMLResponse:
+def _order_page(
+    request: Request,
+    order: Order,
+    live: str,
+    notice: Mapping[str, Any] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
     html = rendering.render(
         "order.html",
         {
             "base": _base(request),
             "order": order,
             "live": live,
+            "notice": notice,
             "stream": f"{_base(request)}/orders/{order.metadata.name}/stream",
         },
     )
@@ -209,7 +213,7 @@ async def order_page(
         if replayed:
             text += " (This repeated an earlier press: nothing was done twice.)"
         notice = {"ok": True, "text": text}
-    return _order_page(request, order, await _order_html(kube, order, request, notice))
+    return _order_page(request, order, await _order_html(kube, order, request), notice)
 
 
 @router.get("/orders/{order_id}/stream", response_model=None)
@@ -265,5 +269,5 @@ async def act(request: Request, order_id: OrderId, action: str, kube: Kube) -> R
         return RedirectResponse(f"{_base(request)}/orders/{order_id}{query}", status_code=303)
     order = await _read(kube, order_id)
     notice = {"ok": False, "text": str(outcome.body.get("detail", "The action was refused."))}
-    live = await _order_html(kube, order, request, notice)
-    return _order_page(request, order, live, status=outcome.status)
+    live = await _order_html(kube, order, request)
+    return _order_page(request, order, live, notice, status=outcome.status)
