@@ -17,6 +17,7 @@ Screenshots go to a temporary folder, or to ``KORDER_CONSOLE_SCREENSHOTS`` when 
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -55,6 +56,7 @@ def _options() -> webdriver.ChromeOptions:
         "--no-sandbox",  # the tests run as root, where Chromium's sandbox cannot start
         "--disable-dev-shm-usage",
         "--disable-gpu",
+        "--hide-scrollbars",  # the screenshots show the page, and the page its full width
         f"--window-size={LAPTOP[0]},{LAPTOP[1]}",
         "--no-first-run",
         "--no-default-browser-check",
@@ -110,11 +112,17 @@ def shot(browser: webdriver.Chrome, tmp_path: Path) -> Callable[[str], Path]:
     folder.mkdir(parents=True, exist_ok=True)
 
     def take(name: str) -> Path:
-        width = browser.get_window_size()["width"]
-        height = browser.execute_script("return document.documentElement.scrollHeight")
-        browser.set_window_size(width, min(int(height) + 20, 3000))
+        # The whole page, not the window: Chromium's own capture beyond the viewport.
+        width, height = browser.execute_script(
+            "const e = document.documentElement; return [e.scrollWidth, e.scrollHeight]"
+        )
+        clip = {"x": 0, "y": 0, "width": width, "height": min(height, 4000), "scale": 1}
+        shot = browser.execute_cdp_cmd(
+            "Page.captureScreenshot",
+            {"format": "png", "captureBeyondViewport": True, "clip": clip},
+        )
         path = folder / f"{name}.png"
-        assert browser.save_screenshot(str(path))
+        path.write_bytes(base64.b64decode(shot["data"]))
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         return path
 
