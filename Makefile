@@ -213,6 +213,10 @@ BENCH_ARGS ?=
 bench: controlplane ## Every performance figure in one run on one fresh control plane: a table and bench-results/results.json.
 	$(PY) -m bench.suite $(BENCH_ARGS)
 
+.PHONY: profile
+profile: controlplane ## Where the operator's and the facade's CPU goes under a sustained load (py-spy).
+	$(PY) -m bench.profile $(PROFILE_ARGS)
+
 .PHONY: bench-apiserver
 bench-apiserver: controlplane ## The API server's write ceiling on this machine.
 	$(PY) -m bench.apiserver

@@ -79,6 +79,19 @@ class Settings(BaseSettings):
         "for its open streams (as for a Prefer: wait) up to this long.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "text", "json"] = Field(
+        default="auto",
+        description="How log lines are written: 'text' (one readable line each, coloured "
+        "on a terminal), 'json' (one object a line, for a log collector), or 'auto': text "
+        "when stderr is a terminal, else JSON.",
+    )
+    health_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=60,
+        description="The facade's /health answers from its last look at the API server "
+        "while it is younger than this; concurrent probes share one look (0: look every time).",
+    )
     chaos_mode: bool = Field(
         default=False,
         validation_alias=AliasChoices("CHAOS_MODE", "KORDER_CHAOS_MODE"),

@@ -49,6 +49,15 @@ if [[ -f "$out/.complete" ]]; then
 fi
 
 mkdir -p "$out"
+# Two clones (or a test run and a make run) may build at once: one builds, the other
+# waits for it here and then finds the stamp, instead of both writing the same files.
+exec 9>"$out.lock"
+flock 9
+if [[ -f "$out/.complete" ]]; then
+  echo "$module $k8s_version: cached in $out (built meanwhile)" >&2
+  echo "$out"
+  exit 0
+fi
 log() { printf '[%s %s] %s\n' "$module" "$(date +%H:%M:%S)" "$*" >&2; }
 # The build is CPU-bound; -p 2 matches the machine and keeps memory in check.
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false

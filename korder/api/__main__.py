@@ -13,10 +13,10 @@ from korder.settings import get_settings
 
 def main() -> None:
     settings = get_settings()
-    logs.configure(settings.log_level, component="api")
+    logs.configure(settings.log_level, component="api", fmt=settings.log_format)
     if settings.log_level != "DEBUG":
         # lightkube's transport logs every call to the API server at INFO: several lines
-        # per REST request, which uvicorn's access log already records once.
+        # per REST request, which the access line already records once.
         logging.getLogger("httpx2").setLevel(logging.WARNING)
     # uvloop and httptools: the event loop and the HTTP parser in C, the façade's share
     # of an order's CPU on a machine where the API server wants the same cores.
@@ -25,6 +25,8 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         log_config=None,
+        # The request middleware writes each request's line, in korder's shape.
+        access_log=False,
         loop="uvloop",
         http="httptools",
     )

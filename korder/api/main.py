@@ -46,8 +46,10 @@ def create_app() -> FastAPI:
     PlatformCollector(registry=app.state.metrics)
     GCCollector(registry=app.state.metrics)
     app.state.waits = waiting.Waits(app.state.metrics)
+    app.state.readiness = health.Readiness(settings.health_cache_seconds)
     # Added last runs first: the limit refuses a body before anything else reads it,
-    # and the metrics count that refusal too.
+    # the metrics count that refusal too, and every answer carries its request id.
     app.add_middleware(middleware.BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(middleware.Metrics, registry=app.state.metrics)
+    app.add_middleware(middleware.RequestContext, namespace=settings.namespace)
     return app

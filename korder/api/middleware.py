@@ -1,18 +1,17 @@
-"""ASGI middleware of the facade: the body-size limit and the request metrics.
+"""ASGI middleware of the facade: the body-size limit, the request metrics and context.
 
-Installed by :func:`korder.api.main.create_app`. Both are plain ASGI rather than
-Starlette's ``BaseHTTPMiddleware``, which buffers streaming responses and runs the
-app in a separate task.
+Installed by :func:`korder.api.main.create_app`. Plain ASGI rather than Starlette's
+``BaseHTTPMiddleware``, which buffers streaming responses and runs the app in a
+separate task; the metrics and the request context are :mod:`korder.serving`'s,
+shared with the reference participants, with the facade's names and error shape.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from korder import serving
 from korder.api import problems
 
 
@@ -67,58 +66,34 @@ async def _nothing() -> Message:
     return {"type": "http.disconnect"}
 
 
-class Metrics:
-    """Count and time every request by method, route template and status code.
-
-    Replays are counted apart: a client that retries a lot shows up there.
-    """
+class Metrics(serving.RequestMetrics):
+    """The facade's request metrics: ``korder_api_requests_total`` and the rest."""
 
     def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
-        self.app = app
-        self.requests = Counter(
-            "korder_api_requests",
-            "HTTP requests the facade answered.",
-            ["method", "route", "status"],
-            registry=registry,
-        )
-        self.latency = Histogram(
-            "korder_api_request_duration_seconds",
-            "Time the facade took to answer, by route (Prefer: wait included).",
-            ["method", "route"],
-            registry=registry,
-        )
-        self.replays = Counter(
-            "korder_api_idempotent_replays",
-            "Writes answered by replaying the first outcome of their Idempotency-Key.",
-            ["method", "route"],
-            registry=registry,
-        )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status, replayed = 500, False
-        started = time.perf_counter()
-
-        async def sending(message: Message) -> None:
-            nonlocal status, replayed
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-                replayed = (b"idempotent-replayed", b"true") in message.get("headers", [])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            route = _route_of(scope)
-            self.requests.labels(scope["method"], route, str(status)).inc()
-            self.latency.labels(scope["method"], route).observe(time.perf_counter() - started)
-            if replayed:
-                self.replays.labels(scope["method"], route).inc()
+        super().__init__(app, registry, prefix="korder_api", server="the facade")
 
 
-def _route_of(scope: Scope) -> str:
-    # The template (/orders/{order_id}), not the path: one series per route, not per order.
-    route: Any = scope.get("route")
-    return str(getattr(route, "path", None) or "unmatched")
+class RequestContext(serving.RequestContext):
+    """The request id, log context and access line of each request (:mod:`korder.serving`).
+
+    An unexpected exception is answered with the facade's 500 problem document; the
+    access line names the order of ``/orders/{order_id}`` or of a create's ``Location``.
+    """
+
+    def __init__(self, app: ASGIApp, namespace: str) -> None:
+        def order(scope: Scope, headers: list[tuple[bytes, bytes]]) -> dict[str, str | None]:
+            name = (scope.get("path_params") or {}).get("order_id")
+            location = serving.header(headers, b"location")
+            if not name and location and location.startswith(b"/orders/"):
+                name = location.removeprefix(b"/orders/").decode("ascii", "replace")
+            return {"order": name, "namespace": namespace} if name else {}
+
+        super().__init__(app, failure=_internal, order=order)
+
+
+def _internal(scope: Scope) -> ASGIApp:
+    # A bug of ours: the client gets the same shape as every other error.
+    problem = problems.Problem(
+        500, "internal", "Internal error", "The server failed; the failure is logged."
+    )
+    return problems.response(problem, scope.get("path"))

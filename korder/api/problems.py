@@ -1,7 +1,10 @@
 """Errors as ``application/problem+json`` (RFC 9457), with stable type URIs.
 
 Every error the facade returns goes through here, so a client sees one shape:
-``type``, ``title``, ``status``, ``detail`` and, for validation, ``errors``.
+``type``, ``title``, ``status``, ``detail``, ``requestId`` (the request's
+``X-Request-ID``, :mod:`korder.serving`) and, for validation, ``errors``. An
+unexpected exception is answered (500 ``internal``) and logged by the request
+middleware, :class:`korder.api.middleware.RequestContext`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from korder import logs
 from korder.kube import orders
 
 log = logging.getLogger(__name__)
@@ -32,6 +36,7 @@ class ProblemDocument(BaseModel):
     status: int
     detail: str
     instance: str | None = None
+    requestId: str | None = None  # noqa: N815 - the JSON field's name
 
 
 _PROBLEM_SCHEMA = ProblemDocument.model_json_schema()
@@ -85,6 +90,11 @@ def response(problem: Problem, instance: str | None = None) -> JSONResponse:
     }
     if instance:
         body["instance"] = instance
+    request_id = logs.current().get("request_id")
+    if request_id:
+        # Also in the body: the one thing to quote when reporting an error, and a body
+        # pasted into a ticket keeps it where a client's headers are long gone.
+        body["requestId"] = request_id
     return JSONResponse(
         body, status_code=problem.status, headers=problem.headers, media_type=MEDIA_TYPE
     )
@@ -147,15 +157,6 @@ def install(app: FastAPI) -> None:
                 extra={"method": request.method, "path": request.url.path, "error": exc.message},
             )
         return response(problem, request.url.path)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # A bug of ours. Starlette re-raises it after this answer and the server logs it
-        # once, with its traceback; the client gets the same shape as every other error.
-        return response(
-            Problem(500, "internal", "Internal error", "The server failed; the failure is logged."),
-            request.url.path,
-        )
 
 
 def from_kube(exc: orders.KubeError) -> Problem:

@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx2
 from lightkube import AsyncClient, KubeConfig
+from lightkube.config import client_adapter
 from lightkube.core.client import FieldSelector
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import GenericNamespacedResource, create_namespaced_resource
@@ -118,10 +119,34 @@ def _from_api_error(exc: ApiError) -> KubeError:
     return KubeError(f"{code} {status.reason}: {message}", causes)
 
 
-def make_client(namespace: str, field_manager: str) -> AsyncClient:
-    """A client for the cluster in KUBECONFIG, or the in-cluster service account."""
+#: Connections to the API server kept open for reuse, and the most open at once. httpx
+#: keeps 20 by default and closes any connection above that after its request: with
+#: the operator's 200 orders in flight, most status writes paid a new TLS handshake
+#: (a sixth of the operator's CPU under load in ``make profile``). A request over the
+#: limit waits for a free connection (the client's pool timeout) instead.
+CONNECTIONS = 64
+
+
+def make_client(
+    namespace: str, field_manager: str, config: KubeConfig | None = None
+) -> AsyncClient:
+    """A client for the cluster in KUBECONFIG (or the in-cluster service account),
+    keeping up to :data:`CONNECTIONS` connections open for reuse.
+
+    lightkube has no setting for httpx's pool, so the transport is ours, with the TLS
+    context lightkube builds from the same kubeconfig (the server's CA and a client
+    certificate); the token or other credentials stay lightkube's, on the client.
+    """
+    single = (config or KubeConfig.from_env()).get()
+    if single is None or single.user is None:
+        raise KubeError("the kubeconfig names no current context with a user")
+    tls = client_adapter.verify_cluster(single.cluster, single.user, single.abs_file)
+    transport = httpx2.AsyncHTTPTransport(
+        verify=tls,
+        limits=httpx2.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS),
+    )
     return AsyncClient(
-        config=KubeConfig.from_env(), namespace=namespace, field_manager=field_manager
+        config=single, namespace=namespace, field_manager=field_manager, transport=transport
     )
 
 

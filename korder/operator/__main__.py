@@ -22,7 +22,7 @@ import kopf
 import prometheus_client
 from aiohttp import web
 
-from korder import constants
+from korder import constants, logs
 from korder.kube import orders
 from korder.operator import handlers, leadership, sharding
 from korder.settings import Settings, get_settings
@@ -69,17 +69,21 @@ class _ShardField(logging.Filter):
 
 def main() -> None:
     settings = get_settings()
-    kopf.configure(
-        debug=settings.log_level == "DEBUG",
-        log_format=kopf.LogFormat.JSON,
-        log_refkey="object",
-    )
+    # korder's shape rather than kopf.configure's: Kopf's per-object records come out
+    # with the order's namespace, name and uid as our fields (korder.logs).
+    logs.configure(settings.log_level, component="operator", fmt=settings.log_format)
     if settings.log_level != "DEBUG":
+        # As kopf.configure does: asyncio's own chatter only when debugging.
+        asyncio_logger = logging.getLogger("asyncio")
+        asyncio_logger.propagate = False
+        asyncio_logger.handlers[:] = [logging.NullHandler()]
         # httpx logs every request at INFO: the status writes and participant calls
         # would drown the transitions, which are logged on their own.
         logging.getLogger("httpx").setLevel(logging.WARNING)
+        # lightkube's transport likewise: the Lease renewals alone are a line a second.
+        logging.getLogger("httpx2").setLevel(logging.WARNING)
         # Kopf logs two lines at INFO for every handled event; KORDER_LOG_LEVEL says
-        # whether they are wanted (kopf.configure sets INFO whatever it is).
+        # whether they are wanted.
         logging.getLogger("kopf").setLevel(settings.log_level)
     asyncio.run(_run(settings))
 

@@ -72,6 +72,7 @@ from korder.operator import observing, performing
 from korder.outcomes import Deferred, Failed
 from korder.participant_clients import backoff, calls
 
+#: Its lines name the order through the log context the handler binds (korder.logs).
 logger = logging.getLogger(__name__)
 
 #: More moves than any saga needs in one go; a bound so a bug cannot spin forever.
@@ -114,7 +115,6 @@ async def reconcile(ctx: Context, order: Order, *, retry: int, announce: Announc
     meta = order.metadata
     assert meta.namespace is not None  # Orders are namespaced
     namespace, name = meta.namespace, meta.name
-    ref = {"order": f"{namespace}/{name}", "uid": meta.uid}
     stored = current = order  # as the API server has it; with the moves not written yet
     notes: list[steps.Note] = []
     # Phase changes not written yet: counted once stored, like the notes announced.
@@ -132,7 +132,7 @@ async def reconcile(ctx: Context, order: Order, *, retry: int, announce: Announc
         except orders.Conflict:
             # Decide again on what is there now; a call made meanwhile is repeated
             # then, as a replay under its key. The notes not written go with it.
-            logger.info("order changed during a move; reading it again", extra=ref)
+            logger.info("order changed during a move; reading it again")
             stored = current = await ctx.read(namespace, name)
             notes, moved = [], []
             return False
@@ -140,7 +140,7 @@ async def reconcile(ctx: Context, order: Order, *, retry: int, announce: Announc
             logger.info(
                 "%s",
                 note.message,
-                extra={**ref, "reason": note.reason, "phase": written.status.phase},
+                extra={"reason": note.reason, "phase": written.status.phase},
             )
         for note in worth_an_event(notes, at_rest=at_rest):
             announce(written, note)
@@ -179,7 +179,7 @@ async def reconcile(ctx: Context, order: Order, *, retry: int, announce: Announc
             assert isinstance(outcome, Failed | Deferred)
             if await write(at_rest=True):
                 observer.retried(move, outcome)
-                return _retry_delay(ctx, move, outcome, retry, ref)
+                return _retry_delay(ctx, move, outcome, retry)
     await write()
     return 0.0  # more to do: let Kopf call again rather than loop here forever
 
@@ -194,9 +194,7 @@ def worth_an_event(notes: list[steps.Note], *, at_rest: bool) -> list[steps.Note
     return [n for n in notes if n.warning or n is last]
 
 
-def _retry_delay(
-    ctx: Context, call: saga.Call, outcome: Failed | Deferred, retry: int, ref: dict[str, str]
-) -> float:
+def _retry_delay(ctx: Context, call: saga.Call, outcome: Failed | Deferred, retry: int) -> float:
     if isinstance(outcome, Deferred):
         # The breaker says when a trial is allowed; a little jitter keeps the
         # deferred orders from all trying at the same instant.
@@ -210,6 +208,6 @@ def _retry_delay(
         call.name,
         outcome.reason,
         delay,
-        extra={**ref, "step": call.name, "retry": retry},
+        extra={"step": call.name, "retry": retry},
     )
     return delay

@@ -18,12 +18,14 @@ from korder.settings import get_settings
 
 def main() -> None:
     settings = get_settings()
-    logs.configure(settings.log_level, component="participants")
+    logs.configure(settings.log_level, component="participants", fmt=settings.log_format)
     uvicorn.run(
         create_app(settings),
         host=settings.participants_host,
         port=settings.participants_port,
         log_config=None,
+        # The request middleware writes each request's line, in korder's shape.
+        access_log=False,
     )
 
 

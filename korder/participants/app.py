@@ -1,7 +1,8 @@
 """The one FastAPI application that serves the three reference participants.
 
 ``/inventory``, ``/payment`` and ``/shipping`` are the services' base URLs (the
-defaults of ``KORDER_INVENTORY_URL`` etc. point here); ``/health`` is for probes.
+defaults of ``KORDER_INVENTORY_URL`` etc. point here); ``/livez`` and ``/health`` are
+the probes (:mod:`.health`), ``/metrics`` for Prometheus (:mod:`.observing`).
 The three share one :class:`.store.Store` on ``KORDER_PARTICIPANTS_STATE``, opened
 here and closed when the app shuts down (or by whoever built it, with
 ``app.state.participants.close()``). Built by :mod:`.__main__` and by the unit tests.
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 
 from korder import __version__
-from korder.participants import inventory, payment, shipping, store
+from korder.participants import health, inventory, observing, payment, shipping, store
 from korder.settings import Settings
 
 
@@ -60,12 +61,10 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.participants = services
+    observing.install(app)
     app.include_router(inventory.router(services.inventory), prefix="/inventory")
     app.include_router(payment.router(services.payment), prefix="/payment")
     app.include_router(shipping.router(services.shipping), prefix="/shipping")
-
-    @app.get("/health", response_model=dict[str, str], tags=["health"])
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    app.include_router(health.router(state))
 
     return app

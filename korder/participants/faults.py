@@ -4,7 +4,8 @@
 answers every write with 503 before any effect; held answers apply the effect,
 record it in the ledger, and keep the HTTP answer back until the hold is lifted,
 which is how a test kills the operator between a participant's effect and the
-operator's status write. Used by :mod:`.replays`; the operator knows nothing of it.
+operator's status write. Either answer says so in its ``Fault-Injected`` header.
+Used by :mod:`.replays`; the operator knows nothing of it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ import contextlib
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+#: The header on an answer a fault changed: ``unavailable`` or ``held``. Says to a
+#: person reading a 503 that it was injected, and is what the metrics count
+#: (:mod:`.observing`).
+HEADER = "Fault-Injected"
 
 #: A held answer is let go after this long even if no one lifts the hold, so a
 #: forgotten switch cannot wedge a connection forever.
@@ -52,7 +58,10 @@ class Faults:
     def get(self) -> FaultSwitches:
         return self._switches
 
-    async def hold(self) -> None:
-        """Wait while answers are held (at most :data:`HOLD_LIMIT_SECONDS`)."""
+    async def hold(self) -> bool:
+        """Wait while answers are held (at most :data:`HOLD_LIMIT_SECONDS`); whether it did."""
+        if self._released.is_set():
+            return False
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._released.wait(), HOLD_LIMIT_SECONDS)
+        return True

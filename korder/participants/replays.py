@@ -30,8 +30,9 @@ from korder.participants import faults, store
 Answer = tuple[int, dict[str, Any]]
 #: An effect: runs in the transaction that keeps its answer.
 Effect = Callable[[sqlite3.Connection], Answer]
-#: What became of a request: it ran now, it got a kept answer, or it was refused unrun.
-Outcome = Literal["applied", "replayed", "refused"]
+#: What became of a request: it ran now, it got a kept answer, it was refused unrun,
+#: or an outage (a fault switched on) answered it.
+Outcome = Literal["applied", "replayed", "refused", "outage"]
 
 _REUSED: Answer = (
     422,
@@ -71,7 +72,7 @@ class Replays:
             if switches.unavailable:
                 # A simulated outage happens before the effect and is not kept: a
                 # retry after the outage runs the request for real.
-                return "refused", _UNAVAILABLE
+                return "outage", _UNAVAILABLE
             code, body = effect(db)
             db.execute(
                 "INSERT INTO replays (service, key, fingerprint, status, body) "
@@ -85,6 +86,9 @@ class Replays:
             return JSONResponse(body, status_code=code, headers={"Idempotent-Replayed": "true"})
         if outcome == "refused":
             return JSONResponse(body, status_code=code)
+        if outcome == "outage":
+            return JSONResponse(body, status_code=code, headers={faults.HEADER: "unavailable"})
         # After the commit: a held answer must not block the replay of its own key.
-        await switches.hold()
+        if await switches.hold():
+            return JSONResponse(body, status_code=code, headers={faults.HEADER: "held"})
         return JSONResponse(body, status_code=code)

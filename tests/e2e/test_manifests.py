@@ -37,6 +37,7 @@ KUSTOMIZATIONS = [
     "default",
     "overlays/kind",
     "overlays/local",
+    "overlays/sharded",
 ]
 OPERATOR = f"system:serviceaccount:{system.SYSTEM_NAMESPACE}:korder-operator"
 API = f"system:serviceaccount:{system.SYSTEM_NAMESPACE}:korder-api"
@@ -44,10 +45,11 @@ API = f"system:serviceaccount:{system.SYSTEM_NAMESPACE}:korder-api"
 
 def test_every_kustomization_is_checked() -> None:
     found = {str(k.parent.relative_to(MANIFESTS)) for k in MANIFESTS.rglob("kustomization.yaml")}
-    # The components cannot be built alone: default includes participants, and argocd
-    # goes into the kustomization that installs Argo CD (its own test below).
+    # The components cannot be built alone: default includes participants, overlays/sharded
+    # includes sharded, and argocd goes into the kustomization that installs Argo CD (its
+    # own test below).
     # monitoring too, for a cluster with the Prometheus Operator (tests/monitoring builds it).
-    assert found == {*KUSTOMIZATIONS, "participants", "argocd", "monitoring"}
+    assert found == {*KUSTOMIZATIONS, "participants", "sharded", "argocd", "monitoring"}
 
 
 def test_the_local_overlay_never_pulls_and_finds_the_participants_by_address(
@@ -65,6 +67,18 @@ def test_the_local_overlay_never_pulls_and_finds_the_participants_by_address(
         assert config["data"][f"KORDER_{service.upper()}_URL"] == (
             f"http://{address}:8001/{service}"
         )
+
+
+def test_the_sharded_overlay_runs_one_replica_more_than_shards(kubectl: Kubectl) -> None:
+    """A dead shard's range is taken over by the standby, not left until a restart."""
+    objects = build(kubectl, MANIFESTS / "overlays" / "sharded")
+    operator = by_kind(objects, "Deployment")["korder-operator"]
+    config = next(c for n, c in by_kind(objects, "ConfigMap").items() if "operator" in n)
+    shards = int(config["data"]["KORDER_OPERATOR_SHARDS"])
+    assert shards > 1
+    assert operator["spec"]["replicas"] == shards + 1
+    # The participants' URLs of the default build are kept, not replaced by the merge.
+    assert config["data"]["KORDER_INVENTORY_URL"].startswith("http://korder-participants")
 
 
 def build(kubectl: Kubectl, folder: Path) -> list[dict[str, Any]]:

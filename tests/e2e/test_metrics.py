@@ -1,8 +1,9 @@
 """Each process's /metrics, scraped and parsed as Prometheus would, while an order goes through.
 
 The names and types are the ones the README documents; the counters must move by
-what one order through the facade does (the session's operator is shared by other
-tests, so each check is on the difference between a scrape before and after).
+what one order through the facade does (the session's operator and participants
+are shared by other tests, so each check is on the difference between a scrape
+before and after).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from tests.e2e.api import create
-from tests.e2e.conftest import Component
+from tests.e2e.conftest import Component, Participants
 
 pytestmark = pytest.mark.usefixtures("operator")
 
@@ -44,6 +45,15 @@ FACADE = {
     "process_open_fds": "gauge",
     "python_info": "gauge",
     "python_gc_collections": "counter",
+}
+PARTICIPANTS = {
+    "korder_participants_requests": "counter",
+    "korder_participants_request_duration_seconds": "histogram",
+    "korder_participants_idempotent_replays": "counter",
+    "korder_participants_faults_injected": "counter",
+    "process_resident_memory_bytes": "gauge",
+    "process_cpu_seconds": "counter",
+    "python_info": "gauge",
 }
 
 
@@ -74,10 +84,15 @@ def moved(before: Scrape, after: Scrape, name: str, **labels: Any) -> float:
 
 
 def test_every_process_exports_its_documented_metrics_and_they_move_with_an_order(
-    operator: Component, facade: Component
+    operator: Component, facade: Component, participants: Participants
 ) -> None:
     operator_before, facade_before = scrape(operator), scrape(facade)
-    for names, found in ((OPERATOR, operator_before), (FACADE, facade_before)):
+    participants_before = scrape(participants.component)
+    for names, found in (
+        (OPERATOR, operator_before),
+        (FACADE, facade_before),
+        (PARTICIPANTS, participants_before),
+    ):
         assert {name: found.types.get(name) for name in names} == names
 
     response = create(facade, key="metrics-e2e", Prefer="wait=60")
@@ -86,6 +101,7 @@ def test_every_process_exports_its_documented_metrics_and_they_move_with_an_orde
     assert create(facade, key="metrics-e2e").headers["Idempotent-Replayed"] == "true"
 
     operator_after, facade_after = scrape(operator), scrape(facade)
+    participants_after = scrape(participants.component)
     transitions = "korder_order_phase_transitions_total"
     for left, entered in (
         ("Pending", "ReservingInventory"),
@@ -111,3 +127,36 @@ def test_every_process_exports_its_documented_metrics_and_they_move_with_an_orde
     waits = "korder_api_wait_duration_seconds_count"
     assert moved(facade_before, facade_after, waits, action="create", outcome="settled") == 1
     assert facade_after.value("process_resident_memory_bytes") > 0
+
+    served = "korder_participants_requests_total"
+    timed = "korder_participants_request_duration_seconds_count"
+    for template in ("/inventory/reservations", "/payment/charges"):
+        call = {"method": "POST", "route": template}
+        assert moved(participants_before, participants_after, served, **call, status="201") >= 1
+        assert moved(participants_before, participants_after, timed, **call) >= 1
+
+
+def test_a_participant_counts_the_faults_it_injected_and_its_replays(
+    participants: Participants,
+) -> None:
+    """Direct calls (no operator in the way, which would retry): an outage, a replay."""
+    url, before = participants.url("payment"), scrape(participants.component)
+    charge = {"orderId": "metrics-e2e", "amount": "1.00", "currency": "USD",
+              "paymentMethod": "credit_card"}  # fmt: skip
+    key = {"Idempotency-Key": f"metrics-e2e-{id(before)}"}
+    participants.faults("payment", unavailable=True)
+    try:
+        down = httpx.post(f"{url}/charges", json=charge, headers=key, timeout=5.0)
+    finally:
+        participants.faults("payment", unavailable=False)
+    assert down.status_code == 503
+    for _ in range(2):
+        assert httpx.post(f"{url}/charges", json=charge, headers=key, timeout=5.0).is_success
+    after = scrape(participants.component)
+    route = {"route": "/payment/charges"}
+    faults = "korder_participants_faults_injected_total"
+    assert moved(before, after, faults, **route, fault="unavailable") == 1
+    replays = "korder_participants_idempotent_replays_total"
+    assert moved(before, after, replays, **route, method="POST") == 1
+    requests = "korder_participants_requests_total"
+    assert moved(before, after, requests, **route, method="POST", status="503") == 1

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ssl
+from pathlib import Path
+
 import httpx2
 import pytest
 from lightkube import AsyncClient, KubeConfig
@@ -10,6 +13,7 @@ from lightkube.models.meta_v1 import Status, StatusCause, StatusDetails
 
 from korder.domain.order import OrderSpec
 from korder.kube import orders
+from korder.localcluster import certificates
 from tests.support.orders import spec
 
 
@@ -99,3 +103,45 @@ def test_the_private_request_api_that_paging_relies_on_is_still_there() -> None:
     assert request.url.params["continue"] == "tok"
     assert request.url.params["limit"] == "2"
     assert request.url.params["fieldSelector"] == "status.phase=Confirmed"
+
+
+def test_the_client_keeps_its_connections_open_for_reuse(tmp_path: Path) -> None:
+    # httpx would keep 20 and close the rest after each request: a TLS handshake per
+    # status write under load. The pool is ours, with lightkube's TLS context.
+    files = certificates.generate(tmp_path)
+    config = KubeConfig.from_dict(
+        {
+            "clusters": [
+                {
+                    "name": "c",
+                    "cluster": {
+                        "server": "https://127.0.0.1:1",
+                        "certificate-authority": str(files.ca_cert),
+                    },
+                }
+            ],
+            "users": [
+                {
+                    "name": "u",
+                    "user": {
+                        "client-certificate": str(files.admin_cert),
+                        "client-key": str(files.admin_key),
+                    },
+                }
+            ],
+            "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+            "current-context": "x",
+        }
+    )
+    client = orders.make_client("shop", "tester", config)
+    assert client.namespace == "shop"
+    transport = client._client._client._transport
+    assert isinstance(transport, httpx2.AsyncHTTPTransport)
+    pool = transport._pool
+    assert pool._max_connections == orders.CONNECTIONS
+    assert pool._max_keepalive_connections == orders.CONNECTIONS
+    # The TLS context is lightkube's: the cluster's CA, and the client certificate.
+    tls = pool._ssl_context
+    assert tls is not None
+    assert tls.verify_mode == ssl.CERT_REQUIRED
+    assert tls.get_ca_certs()[0]["subject"] == ((("commonName", "korder-local-ca"),),)

@@ -138,6 +138,7 @@ async def test_an_outage_answers_503_without_effect_and_is_not_replayed(
     await client.put("/payment/faults", json={"unavailable": True})
     down = await client.post("/payment/charges", json=CHARGE, headers=key("c"))
     assert down.status_code == 503
+    assert down.headers["Fault-Injected"] == "unavailable"
     assert await ledger(client, "payment") == []
     await client.put("/payment/faults", json={"unavailable": False})
     up = await client.post("/payment/charges", json=CHARGE, headers=key("c"))
@@ -163,4 +164,39 @@ async def test_held_answers_apply_the_effect_and_a_replay_does_not_wait(
     await client.put("/inventory/faults", json={"holdResponses": False})
     first = await held
     assert first.json() == replay.json()
+    assert first.headers["Fault-Injected"] == "held"
+    assert "Fault-Injected" not in replay.headers
     assert len(await ledger(client, "inventory")) == 1
+
+
+async def test_metrics_count_requests_by_route_replays_and_injected_faults(
+    client: httpx.AsyncClient,
+) -> None:
+    body = {"orderId": "o-1", "items": ITEMS}
+    for _ in range(2):
+        await client.post("/inventory/reservations", json=body, headers=key("m"))
+    await client.put("/payment/faults", json={"unavailable": True})
+    await client.post("/payment/charges", json=CHARGE, headers=key("c"))
+    scraped = await client.get("/metrics")
+    assert scraped.status_code == 200
+    assert scraped.headers["content-type"].startswith("text/plain")
+    assert scraped.headers["X-Request-ID"]
+    text = scraped.text
+    reservations = 'method="POST",route="/inventory/reservations"'
+    assert f'korder_participants_requests_total{{{reservations},status="201"}} 2.0' in text
+    assert f"korder_participants_idempotent_replays_total{{{reservations}}} 1.0" in text
+    assert f"korder_participants_request_duration_seconds_count{{{reservations}}} 2.0" in text
+    fault = 'fault="unavailable",route="/payment/charges"'
+    assert f"korder_participants_faults_injected_total{{{fault}}} 1.0" in text
+    assert "process_cpu_seconds_total" in text
+
+
+async def test_alive_while_the_process_answers_ready_while_the_state_takes_a_write() -> None:
+    app = create_app(Settings())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://participants") as c:
+        assert (await c.get("/health")).json() == {"status": "ok"}
+        app.state.participants.close()
+        unready = await c.get("/health")
+        assert (unready.status_code, unready.json()) == (503, {"status": "degraded"})
+        assert (await c.get("/livez")).json() == {"status": "ok"}
