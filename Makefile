@@ -79,7 +79,24 @@ jaeger: venv ## Build (or reuse) Jaeger's all-in-one binary in $(KORDER_CACHE_DI
 
 .PHONY: test-e2e
 test-e2e: controlplane jaeger ## e2e tests on a real control plane, operator and facade.
-	$(PY) -m pytest $(E2E) -q --ignore=tests/e2e/test_postman.py $(PYTEST_ARGS)
+	$(PY) -m pytest $(E2E) -q --ignore=tests/e2e/test_postman.py \
+		--ignore=tests/e2e/test_console.py $(PYTEST_ARGS)
+
+# The console's tests drive Debian's headless Chromium through Debian's chromedriver (a
+# browser or driver download does not work everywhere, and Selenium Manager never runs).
+# Their own target, so test-e2e needs no root and no browser.
+.PHONY: browser-tools
+browser-tools: ## (Debian) Install chromium and chromium-driver with apt-get when missing.
+	@$(call apt_install,chromium chromium-driver,the web console is tested in headless Chromium)
+
+.PHONY: test-console
+test-console: controlplane browser-tools ## The web console in headless Chromium, on the real system.
+	$(PY) -m pytest tests/e2e/test_console.py -q $(PYTEST_ARGS)
+
+.PHONY: console-screenshots
+console-screenshots: controlplane browser-tools ## The console's tests, keeping their screenshots in docs/console/ (the README's tour).
+	KORDER_CONSOLE_SCREENSHOTS=$(CURDIR)/docs/console \
+		$(PY) -m pytest tests/e2e/test_console.py -q $(PYTEST_ARGS)
 
 # newman, pinned in package.json and package-lock.json, installed here and not globally.
 node_modules/.installed: package.json package-lock.json
@@ -104,7 +121,7 @@ test-monitoring: controlplane ## The monitoring component: promtool check and te
 	$(PY) -m pytest tests/monitoring -q $(PYTEST_ARGS)
 
 .PHONY: test
-test: lint typecheck test-unit test-monitoring test-e2e test-postman test-chaos test-image test-cluster-smoke ## Everything CI runs: lint, types, unit, monitoring, e2e, Postman, chaos, image tests, korder as pods.
+test: lint typecheck test-unit test-monitoring test-e2e test-console test-postman test-chaos test-image test-cluster-smoke ## Everything CI runs: lint, types, unit, monitoring, e2e, the console in Chromium, Postman, chaos, image tests, korder as pods.
 
 ##@ Running
 

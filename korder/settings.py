@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     page_size: int = Field(
         default=50, ge=1, le=500, description="Orders per page of GET /orders without a limit."
     )
+    console_stream_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="How long one live update stream of the web console (/console) lasts; "
+        "the browser then reconnects and starts from a fresh list. A stopping façade waits "
+        "for its open streams (as for a Prefer: wait) up to this long.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "text", "json"] = Field(
         default="auto",

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
 from korder import __version__, constants
-from korder.api import middleware, problems, waiting
+from korder.api import console, middleware, problems, waiting
 from korder.api.routes import health, metrics, orders
 from korder.kube import orders as kube_orders
 from korder.settings import get_settings
@@ -37,6 +37,7 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(orders.router)
+    console.install(app)
     # One registry per app, so an app built in a test does not collide with another.
     app.state.metrics = CollectorRegistry()
     # The standard process_*, python_info and python_gc_* series, which the default

@@ -76,6 +76,31 @@ def refusal(action: Action, order: Order, carrier: Carrier | None = None) -> str
     return None
 
 
+#: Actions that are not a press of a button on an existing order: it does not exist yet,
+#: or the change needs a form of its own (the addresses and notes).
+_NOT_BUTTONS: Final = frozenset({Action.CREATE, Action.UPDATE})
+
+
+def available(order: Order) -> list[Action]:
+    """The actions ``order`` allows now and has not asked for already, in :class:`Action`'s
+    order: what a console offers. Every action the enum gains is judged by :func:`refusal`,
+    so a new one is offered wherever its rule allows it."""
+    return [
+        action
+        for action in Action
+        if action not in _NOT_BUTTONS
+        and not _under_way(action, order)
+        and refusal(action, order) is None
+    ]
+
+
+def _under_way(action: Action, order: Order) -> bool:
+    """The order does ``action`` already: its spec asks for it, or (a ``kubectl delete``,
+    which sets no spec field) it is being cancelled."""
+    cancelling = action is Action.CANCEL and phase_of(order) in (Phase.CANCELLING, Phase.CANCELLED)
+    return cancelling or requested(action, order.spec)
+
+
 def _irrevocable_requested(order: Order) -> bool:
     """Whether the client asked for a step that cannot be undone (the shipment)."""
     return any(

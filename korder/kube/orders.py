@@ -29,6 +29,7 @@ from typing import Any
 import httpx2
 from lightkube import AsyncClient, KubeConfig
 from lightkube.config import client_adapter
+from lightkube.core.client import FieldSelector
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import GenericNamespacedResource, create_namespaced_resource
 from lightkube.resources.core_v1 import Event
@@ -286,6 +287,31 @@ async def list_page(
 
 
 @dataclass(frozen=True)
+class Snapshot:
+    """Every Order of the client's namespace at one resourceVersion, to watch on from."""
+
+    items: list[Order]
+    resource_version: str
+
+
+async def list_all(client: AsyncClient, *, chunk: int = 500) -> Snapshot:
+    """Every Order in the client's namespace, ``chunk`` at a time, as one consistent list.
+
+    The pages of one list share the first page's resourceVersion (a continue token
+    keeps it), so the result is a snapshot that :func:`watch_all` can follow from.
+    """
+    items: list[Order] = []
+    token: str | None = None
+    while True:
+        body = await _list_raw(client, OrderResource, {"limit": chunk, "continue": token})
+        items += [to_order(item) for item in body.get("items") or []]
+        metadata = body.get("metadata") or {}
+        token = metadata.get("continue") or None
+        if token is None:
+            return Snapshot(items, str(metadata.get("resourceVersion", "")))
+
+
+@dataclass(frozen=True)
 class KubeEvent:
     """A Kubernetes Event about an order: what the façade shows of it."""
 
@@ -339,12 +365,33 @@ async def watch(
 ) -> AsyncIterator[Order]:
     """The Order ``name`` each time it changes after ``resource_version``, for ``seconds``.
 
-    Ends quietly when the time is up or the order is deleted. The API server closes a
-    watch after ``timeoutSeconds``; lightkube would reconnect, our deadline stops it.
+    Ends quietly when the time is up or the order is deleted.
     """
+    fields: FieldSelector = {"metadata.name": name}
+    async for kind, order in _watch(client, fields, resource_version, seconds):
+        if kind == "DELETED":
+            return
+        yield order
+
+
+async def watch_all(
+    client: AsyncClient, resource_version: str, seconds: float
+) -> AsyncIterator[tuple[str, Order]]:
+    """Each change to an Order of the client's namespace after ``resource_version``, for
+    ``seconds``: (``ADDED``, ``MODIFIED`` or ``DELETED``, the order). Ends quietly when the
+    time is up; a resourceVersion too old to watch from raises :class:`KubeError`."""
+    async for change in _watch(client, None, resource_version, seconds):
+        yield change
+
+
+async def _watch(
+    client: AsyncClient, fields: FieldSelector | None, resource_version: str, seconds: float
+) -> AsyncIterator[tuple[str, Order]]:
+    # The API server closes a watch after timeoutSeconds; lightkube would reconnect, our
+    # deadline stops it.
     events = client.watch(
         OrderResource,
-        fields={"metadata.name": name},
+        fields=fields,
         resource_version=resource_version,
         server_timeout=max(1, int(seconds) + 1),
     )
@@ -360,9 +407,7 @@ async def watch(
                 kind, obj = await asyncio.wait_for(_next_event(iterator), remaining)
             except (TimeoutError, StopAsyncIteration):
                 return
-            if kind == "DELETED":
-                return
-            yield to_order(obj)
+            yield kind, to_order(obj)
     finally:
         close: Callable[[], Any] | None = getattr(iterator, "aclose", None)
         if close is not None:
