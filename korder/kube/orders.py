@@ -337,3 +337,25 @@ def _as_dict(resource: GenericNamespacedResource) -> dict[str, Any]:
 async def probe(client: AsyncClient) -> None:
     """Raise :class:`Unavailable` unless the API server answers a list of Orders."""
     await list_page(client, limit=1)
+
+
+async def list_all(
+    client: AsyncClient,
+    *,
+    namespace: str | None = None,
+    field_selector: dict[str, str] | None = None,
+) -> list[Order]:
+    """Every Order in ``namespace`` (``"*"``: in every namespace; None: the client's).
+
+    For a client that shows them all at once (``kubectl korder get``, ``top``);
+    lightkube follows the ``continue`` tokens.
+    """
+    with translated():
+        return [
+            to_order(item)
+            async for item in client.list(
+                OrderResource,
+                namespace=namespace,
+                fields=dict(field_selector) if field_selector else None,
+            )
+        ]

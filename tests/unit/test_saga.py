@@ -285,7 +285,8 @@ def test_endless_transient_failure_stalls_the_step_past_the_deadline(step: str) 
     condition = steps.step_named(step).condition  # type: ignore[union-attr]
     assert run.condition(condition) == ("Unknown", "DeadlineExceeded"), "still in doubt"
     assert run.status.failure_reason is None
-    assert RELEASE not in run.calls and REFUND not in run.calls
+    assert RELEASE not in run.calls
+    assert REFUND not in run.calls
     stalled = next(c for c in run.status.conditions or () if c.type == STALLED)
     assert "deadline of 60s exceeded" in stalled.message
     assert "Retry or cancel" in stalled.message
@@ -307,7 +308,8 @@ def test_a_retry_resumes_the_stalled_step_with_a_fresh_deadline(step: str) -> No
     run.drive()
     assert run.phase() == Phase.CONFIRMED
     assert run.calls.count(step) == calls_before + 1, "the same step, by the same key"
-    assert RELEASE not in run.calls and REFUND not in run.calls
+    assert RELEASE not in run.calls
+    assert REFUND not in run.calls
     assert run.calls.count(RESERVE) == (1 if step == CAPTURE else calls_before + 1)
     assert run.condition(STALLED) == ("False", "Confirmed")
     assert run.status.last_retry is not None
@@ -369,7 +371,8 @@ def test_a_retry_of_an_order_that_is_not_stalled_is_rejected_once() -> None:
     assert run.status.last_retry is not None
     assert run.status.last_retry.resumed_at is None
     rejection = (run.status.history or [])[-1]
-    assert "bob" in rejection.message and "permanent" in rejection.message
+    assert "bob" in rejection.message
+    assert "permanent" in rejection.message
     assert isinstance(saga.next_move(run.order, run.now), saga.Idle), "said once"
 
 
