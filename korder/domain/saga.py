@@ -30,7 +30,8 @@ What the deadline does, and why a person is asked
 -------------------------------------------------
 
 A forward step that keeps failing *transiently* past the saga's deadline (a
-participant down or too slow; an open breaker never counts, it defers) **stalls**:
+participant down or too slow, or its breaker open, which defers the step without a
+call: a participant that stays down keeps its breaker open) **stalls**:
 the order keeps its phase, the step's condition stays ``Unknown`` with reason
 ``DeadlineExceeded`` (the durable state: :func:`.conditions.stopped`), ``Stalled``
 is True with that reason, and the saga makes no more calls. A person then either
@@ -280,8 +281,10 @@ def _apply_forward(
             }
         )
         return _advance(order, failed, now, Note(step.rejected, outcome.reason, warning=True))
-    # An open breaker defers the step without a call: it never stalls the order.
-    if step.deadline and isinstance(outcome, Failed) and _past_deadline(order, policy, now):
+    # Failed or deferred by an open breaker: within the deadline the step waits and
+    # retries; past it the saga stops and waits for a person. Never compensated.
+    transient = isinstance(outcome, Failed | Deferred)
+    if step.deadline and transient and _past_deadline(order, policy, now):
         seconds = int(policy.deadline.total_seconds())
         why = f"{step.name}: saga deadline of {seconds}s exceeded; last error: {outcome.reason}"
         # Stopped, in doubt: a retry replays the step, a cancellation settles it first.

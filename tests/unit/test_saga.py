@@ -399,24 +399,30 @@ def _run_until_marked(run: Run) -> Run:
     raise AssertionError("the saga never asked for a call")
 
 
-def test_an_open_breaker_defers_but_never_fails_the_order() -> None:
-    deferrals = 50  # 50 x 10 s: far longer than the 60 s deadline
+def test_an_open_breaker_defers_within_the_deadline_and_stalls_past_it() -> None:
+    def answer(deferrals: int) -> Answer:
+        def deferred(name: str, attempt: int) -> Outcome:
+            if name == RESERVE and attempt <= deferrals:
+                return Deferred("inventory circuit open", retry_after=10.0)
+            return succeed(name, attempt)
 
-    def answer(name: str, attempt: int) -> Outcome:
-        if name == RESERVE and attempt <= deferrals:
-            return Deferred("inventory circuit open", retry_after=10.0)
-        return succeed(name, attempt)
+        return deferred
 
-    run = new_order().drive(answer, limit=deferrals + 20)
-    assert run.phase() == Phase.CONFIRMED
-    assert run.calls.count(RESERVE) == deferrals + 1
-    assert "DeadlineExceeded" not in run.records
+    brief = new_order().drive(answer(3))  # 3 x 10 s: within the 60 s deadline
+    assert brief.phase() == Phase.CONFIRMED
+    assert "DeadlineExceeded" not in brief.records
+    long = new_order().drive(answer(50))  # 50 x 10 s: far past it
+    assert long.phase() == Phase.RESERVING_INVENTORY
+    assert long.condition(STALLED) == ("True", "DeadlineExceeded")
+    assert RELEASE not in long.calls, "an open breaker never compensates the order"
+    long.with_spec(retry=RetryRequest(attempt=1)).drive()
+    assert long.phase() == Phase.CONFIRMED
 
 
 def test_a_deferred_step_says_so_in_its_condition() -> None:
     run = _run_until(Phase.RESERVING_INVENTORY, marked=True)
     deferred = Deferred("inventory circuit open", retry_after=10.0)
-    move = saga.apply(run.order, call(RESERVE), deferred, POLICY, T0 + timedelta(hours=1))
+    move = saga.apply(run.order, call(RESERVE), deferred, POLICY, T0 + timedelta(seconds=30))
     assert move.retry
     assert move.status.phase == Phase.RESERVING_INVENTORY
     run._write(move)
