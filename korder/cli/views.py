@@ -121,7 +121,7 @@ def timeline(order: Order) -> Table:
         at = _time(entry)
         since = took((at - before).total_seconds()) if before is not None else ""
         before = at
-        compensation = entry.type in COMPENSATIONS or entry.phase in steps.COMPENSATING
+        compensation = entry.type in COMPENSATIONS  # an undo, not what led to it
         style = "bold red" if entry.type in TROUBLE else "magenta" if compensation else ""
         table.add_row(
             "↩" if compensation else "",
