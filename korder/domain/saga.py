@@ -233,10 +233,10 @@ def _take_retry(order: Order, now: datetime) -> Advance:
     if step is not None:
         what = step.name
         why = f"{step.name}: resumed by retry {asked.attempt}"
+        gen = order.metadata.generation
         resumed = conditions.put(
-            resumed, step.condition, ConditionStatus.UNKNOWN, "Resumed", why,
-            order.metadata.generation, now,
-        )  # fmt: skip
+            resumed, step.condition, ConditionStatus.UNKNOWN, "Resumed", why, gen, now
+        )
     message = f"Retry {asked.attempt} asked by {who}: {what} resumes with a fresh deadline."
     return _advance(order, resumed, now, Note("SagaResumed", message, data=data))
 
