@@ -18,7 +18,7 @@ from typing import Any
 
 from chaos.history import History, Kind, Op
 from korder import constants
-from korder.domain import saga, steps
+from korder.domain import conditions, saga, steps
 from korder.domain.order import Order, Phase
 
 #: Violations listed per invariant in the report; the count is always whole.
@@ -202,11 +202,19 @@ def no_repeated_effect(ledgers: Ledgers) -> Invariant:
 
 def stock_adds_up(observed: Observed) -> Invariant:
     inv = Invariant(
-        "stock_adds_up", "stock left plus what confirmed orders hold is the initial stock"
+        "stock_adds_up",
+        "stock left plus what confirmed (or stalled) orders hold is the initial stock",
     )
     held: Counter[str] = Counter()
+    effects = _effects(observed.ledgers)
     for order in observed.orders:
-        if _phase(order) in steps.READY:
+        # A saga stalled on its deadline (waiting for a retry) may hold its reservation
+        # (the step in doubt may have arrived): the ledger says whether it does.
+        seen = effects.get(order.metadata.uid, Counter())
+        stalled_holding = conditions.stopped(order.status) is not None and (
+            seen["reserve"] - seen["release"] == 1
+        )
+        if _phase(order) in steps.READY or stalled_holding:
             for item in order.spec.items:
                 held[item.product_id] += item.quantity
     for product, left in sorted(observed.stock.items()):

@@ -12,12 +12,13 @@ from typing import Self
 from pydantic import Field, model_validator
 
 from korder.api.history import OrderEvent
-from korder.domain import money
+from korder.domain import conditions, money
 from korder.domain.order import (
     ITEMS_LIMIT,
     Address,
     CamelModel,
     Carrier,
+    ConditionStatus,
     Currency,
     Customer,
     FulfillmentRequest,
@@ -28,6 +29,7 @@ from korder.domain.order import (
     OrderSpec,
     PaymentMethod,
     Phase,
+    RetryRequest,
     Shipment,
     timestamp,
 )
@@ -99,6 +101,18 @@ class Fulfil(CamelModel):
     carrier: Carrier = Field(description="The shipping service: STANDARD, EXPRESS or OVERNIGHT.")
 
 
+class RetryOrder(CamelModel):
+    """POST /orders/{id}/retry: who asks (optional; recorded in the order's history)."""
+
+    requested_by: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        description="Who asks for the retry, as recorded in the order's history. The API "
+        "does not authenticate callers yet: this is the caller's word.",
+    )
+
+
 class OrderView(CamelModel):
     """An order as the API shows it: what was asked for and where the saga is."""
 
@@ -118,6 +132,14 @@ class OrderView(CamelModel):
         default=None, description="The fulfilment the client asked for, with its carrier."
     )
     cancel_requested: bool = False
+    retry: RetryRequest | None = Field(
+        default=None, description="The last retry the client asked for, if any."
+    )
+    stalled: str | None = Field(
+        default=None,
+        description="Why the saga cannot progress without help (the Stalled condition's "
+        "message), when it is stalled; POST /orders/{id}/retry may resume it.",
+    )
     reservation_id: str | None = None
     payment_id: str | None = None
     shipment: Shipment | None = Field(
@@ -143,11 +165,20 @@ class OrderView(CamelModel):
             process_requested=spec.process_requested,
             fulfillment=spec.fulfillment,
             cancel_requested=spec.cancel_requested,
+            retry=spec.retry,
+            stalled=_stalled(order),
             reservation_id=status.reservation_id,
             payment_id=status.payment_id,
             shipment=status.shipment,
             failure_reason=status.failure_reason,
         )
+
+
+def _stalled(order: Order) -> str | None:
+    cond = conditions.get(order.status, conditions.STALLED)
+    if cond is None or cond.status != ConditionStatus.TRUE:
+        return None
+    return cond.message or cond.reason
 
 
 class OrderList(CamelModel):

@@ -31,6 +31,13 @@ STALLED: Final = "Stalled"
 #: still stand at the participant, and only a person can settle it.
 COMPENSATION_REFUSED: Final = "CompensationRejected"
 
+#: The reason of a forward step's condition (Unknown) once the saga stopped on it past its
+#: deadline, and of the Stalled condition it implies: the saga waits for a person to
+#: retry or cancel the order (see :mod:`.saga`).
+DEADLINE_EXCEEDED: Final = "DeadlineExceeded"
+#: The reason of Stalled while a compensation keeps failing past the deadline.
+COMPENSATION_RETRYING: Final = "CompensationRetrying"
+
 #: A stable order keeps `kubectl get -o yaml` diffs readable.
 ORDER: Final = (READY, RECONCILING, STALLED, *(s.condition for s in steps.STEPS))
 
@@ -103,6 +110,11 @@ def summarised(
         # kstatus reads Stalled=True as "failed": tools waiting for Ready can stop.
         why = status.failure_reason or ""
         status = put(status, STALLED, ConditionStatus.TRUE, "OrderFailed", why, gen, now)
+    elif (step := stopped(status)) is not None:
+        # The step's condition is the durable state; Stalled says it where people look.
+        cond = get(status, step.condition)
+        why = f"{cond.message if cond else step.name}. Retry or cancel the order."
+        status = put(status, STALLED, ConditionStatus.TRUE, DEADLINE_EXCEEDED, why, gen, now)
     elif not keep_stalled:
         status = put(status, STALLED, ConditionStatus.FALSE, str(phase), "", gen, now)
     return status.model_copy(update={"observed_generation": gen})
@@ -119,9 +131,30 @@ def not_undone(status: OrderStatus) -> str:
     return ", ".join(refused)
 
 
+def stopped(status: OrderStatus) -> steps.Step | None:
+    """The forward step the saga stopped on past its deadline, or None.
+
+    Such a step is in doubt (Unknown): the saga no longer calls, and waits for a
+    retry (which resumes it) or a cancellation (which settles and undoes it).
+    """
+    stage = steps.stage_in(status.phase) if status.phase else None
+    if not isinstance(stage, steps.Step):
+        return None
+    cond = get(status, stage.condition)
+    if cond is None or cond.status != ConditionStatus.UNKNOWN:
+        return None
+    return stage if cond.reason == DEADLINE_EXCEEDED else None
+
+
+def stalled_reason(status: OrderStatus) -> str | None:
+    """The reason of Stalled=True, or None when the order is not stalled."""
+    cond = get(status, STALLED)
+    return cond.reason if cond is not None and cond.status == ConditionStatus.TRUE else None
+
+
 def _busy(status: OrderStatus, phase: Phase) -> bool:
     """Whether the saga is working (Reconciling): not done, and not waiting for the client."""
-    if phase in steps.TERMINAL:
+    if phase in steps.TERMINAL or stopped(status) is not None:
         return False
     stage = steps.stage_in(phase)
     if isinstance(stage, steps.Gate):

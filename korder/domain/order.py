@@ -173,6 +173,28 @@ class FulfillmentRequest(CamelModel):
     carrier: Carrier = Field(description="The shipping service: STANDARD, EXPRESS or OVERNIGHT.")
 
 
+class RetryRequest(CamelModel):
+    """Asks the operator to resume a stalled saga, once per ``attempt``."""
+
+    attempt: int = Field(
+        ge=1,
+        le=1_000_000,
+        description="Raise it by one to ask for a retry; the operator acts once on each "
+        "value (status.lastRetry.attempt says which it acted on last). Cannot go down.",
+    )
+    requested_by: str | None = Field(
+        default=None,
+        max_length=253,
+        description="Who asked, as the client names them (the kubectl plugin: the user the "
+        "API server authenticated; REST: what the caller says). Recorded in status.history.",
+    )
+    requested_at: str | None = Field(
+        default=None,
+        description="When the client asked (RFC 3339), by the client's clock.",
+        json_schema_extra={"format": "date-time"},
+    )
+
+
 class OrderDraft(CamelModel):
     """An order as the client places it: what, for whom, where to, paid how."""
 
@@ -231,6 +253,12 @@ class OrderSpec(OrderDraft):
                     ".processRequested",
                 ),
                 _cel(
+                    "!has(oldSelf.retry) || "
+                    "(has(self.retry) && self.retry.attempt >= oldSelf.retry.attempt)",
+                    "a retry request cannot be withdrawn or go back",
+                    ".retry",
+                ),
+                _cel(
                     "!has(oldSelf.fulfillment) || "
                     "(has(self.fulfillment) && self.fulfillment == oldSelf.fulfillment)",
                     "a fulfilment request cannot be changed or withdrawn",
@@ -252,6 +280,11 @@ class OrderSpec(OrderDraft):
         default=False,
         description="Set to true to cancel the order: completed steps are compensated. "
         "Cannot be unset.",
+    )
+    retry: RetryRequest | None = Field(
+        default=None,
+        description="Set (or raise attempt) to resume a Stalled saga: the step it stalled on "
+        "is tried again with a fresh deadline. Only a stalled order can be retried.",
     )
 
 
@@ -320,6 +353,18 @@ class HistoryEntry(CamelModel):
     )
 
 
+class RetryRecord(CamelModel):
+    """The last retry request the operator acted on."""
+
+    attempt: int = Field(ge=1, description="The spec.retry.attempt it acted on.")
+    resumed_at: str | None = Field(
+        default=None,
+        description="When the saga resumed on it (RFC 3339); the fresh deadline counts from "
+        "here. Absent when the order could not be retried (status.history says why).",
+        json_schema_extra={"format": "date-time"},
+    )
+
+
 class OrderStatus(CamelModel):
     """What the operator observed and did. Only the operator writes it."""
 
@@ -341,6 +386,9 @@ class OrderStatus(CamelModel):
     shipment: Shipment | None = Field(default=None, description="Set once the order is fulfilled.")
     failure_reason: str | None = Field(
         default=None, max_length=MESSAGE_LENGTH, description="Why the order failed, for a person."
+    )
+    last_retry: RetryRecord | None = Field(
+        default=None, description="The last retry request the operator acted on."
     )
     conditions: list[Condition] | None = Field(
         default=None,

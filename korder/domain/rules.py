@@ -1,9 +1,11 @@
 """Which client action an order's state allows, and which phases answer it.
 
-Called by the facade's routes before they write an action into the spec, on the
-order as the write's resourceVersion saw it, so the check and the write are one
-decision. The operator enforces the saga itself; these rules give the client a 409
-with a reason instead of an order that silently ignores its request. Everything
+Called by the facade's routes and the ``kubectl korder`` plugin before they write
+an action into the spec, on the order as the write's resourceVersion saw it, so the
+check and the write are one decision; and by the saga (:mod:`.saga`) for a retry,
+which a ``kubectl apply`` may ask for whatever the phase. The operator enforces the
+saga itself; these rules give the client a 409 with a reason instead of an order
+that silently ignores its request. Everything
 here reads from the saga's table (:mod:`.steps`): which stage waits for which
 action, which phases a cancellation may interrupt. Pure code, tested without a
 cluster.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from korder.domain import steps
+from korder.domain import conditions, steps
 from korder.domain.actions import Action, requested
 from korder.domain.order import Carrier, Order, Phase
 
@@ -38,6 +40,8 @@ OUTCOMES: Final[dict[Action, frozenset[Phase]]] = {
     Action.PROCESS: _answered_by(Action.PROCESS),
     Action.FULFILL: _answered_by(Action.FULFILL),
     Action.CANCEL: frozenset({Phase.CANCELLED}) | steps.TERMINAL,
+    # A resumed saga is answered where a new order is: Confirmed, or where it ended.
+    Action.RETRY: steps.after(_first_wait()) | _ENDS,
 }
 
 
@@ -63,6 +67,8 @@ def refusal(action: Action, order: Order, carrier: Carrier | None = None) -> str
         if phase in (Phase.COMPENSATING, Phase.FAILED):
             return f"The order is {phase}: its steps are undone already; nothing to cancel."
         return "The order is fulfilled or being shipped; it can no longer be cancelled."
+    if action is Action.RETRY:
+        return _retry_refusal(order)
     stage = steps.stage_waiting_for(action)
     if stage is None:
         return None  # create: nothing to refuse on an order that is not there yet
@@ -99,6 +105,45 @@ def _under_way(action: Action, order: Order) -> bool:
     which sets no spec field) it is being cancelled."""
     cancelling = action is Action.CANCEL and phase_of(order) in (Phase.CANCELLING, Phase.CANCELLED)
     return cancelling or requested(action, order.spec)
+
+
+def _retry_refusal(order: Order) -> str | None:
+    """Why the saga cannot be resumed, or None: only a stalled saga can be.
+
+    Retryable: a forward step stopped past the deadline on transient failures (a
+    participant that was down or slow; it resumes with a fresh deadline), and a
+    compensation that keeps failing past the deadline (tried again at once). Not:
+    a permanent answer (declined, out of stock), which was compensated and would be
+    answered the same way again, nor a compensation the participant refused.
+    """
+    status, phase = order.status, phase_of(order)
+    if conditions.stopped(status) is not None:
+        if order.spec.cancel_requested or order.deleting:
+            return "The order is being cancelled; it cannot be retried."
+        return None
+    stall = conditions.stalled_reason(status)
+    if phase in steps.COMPENSATING and stall == conditions.COMPENSATION_RETRYING:
+        return None
+    left = conditions.not_undone(status)
+    if left:
+        return (
+            f"The order is {phase} and not everything was undone ({left}): the participant "
+            "refused the compensation, so a retry cannot undo it; settle it at the participant."
+        )
+    if phase == Phase.FAILED:
+        why = order.status.failure_reason or "the saga failed"
+        return (
+            f"The order is Failed ({why}): a permanent failure, compensated, that a retry "
+            "would meet again. Place a new order instead."
+        )
+    if phase in steps.TERMINAL:
+        return f"The order is {phase}; there is nothing to retry."
+    if phase in steps.COMPENSATING:
+        return (
+            f"The order is {phase}: the saga is undoing its steps and retries by itself; "
+            "it can be retried if it stalls (past its deadline)."
+        )
+    return f"The order is {phase} and not stalled; there is nothing to retry."
 
 
 def _irrevocable_requested(order: Order) -> bool:

@@ -25,6 +25,34 @@ settles it first by repeating the same call (the idempotency key makes that a
 replay if the first one arrived), then undoes it if it turned out done. That is
 how a cancellation that lands while a step is in flight, or an operator killed
 between a call and its status write, never leaves a stray reservation or charge.
+
+What the deadline does, and why a person is asked
+-------------------------------------------------
+
+A forward step that keeps failing *transiently* past the saga's deadline (a
+participant down or too slow, or its breaker open, which defers the step without a
+call: a participant that stays down keeps its breaker open) **stalls**:
+the order keeps its phase, the step's condition stays ``Unknown`` with reason
+``DeadlineExceeded`` (the durable state: :func:`.conditions.stopped`), ``Stalled``
+is True with that reason, and the saga makes no more calls. A person then either
+**retries** (``spec.retry``, :func:`_take_retry`): the same step resumes with a fresh
+deadline, by the same idempotency key, so the participant replays rather than
+repeats, and the order still ends with one reservation and one charge; or
+**cancels**: the step in doubt is settled and undone like any other.
+
+Compensating on the deadline instead (as korder did before) would release a
+reservation that a retry would then have to make again, and it gives up on an
+order whose only fault was a participant that was down: its customer did nothing
+wrong, and the operator who restarts the participant should be able to finish it.
+A *permanent* answer (declined, out of stock) still compensates at once to Failed:
+the same request would get the same answer, so it cannot be retried
+(:func:`.rules.refusal`). A compensation never gives up by itself; past the
+deadline it says ``Stalled`` (``CompensationRetrying``), and a retry makes it try
+again at once with a fresh deadline. One that the participant refused for good
+(``CompensationIncomplete``) cannot be retried: a person undoes it at the participant.
+
+A retry is acted on once per ``spec.retry.attempt``: ``status.lastRetry`` records
+the attempt, and ``status.history`` who asked (as the client named them) and when.
 """
 
 from __future__ import annotations
@@ -35,8 +63,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from korder.domain import conditions, money, steps
-from korder.domain.actions import requested
+from korder.domain import conditions, money, rules, steps
+from korder.domain.actions import Action, requested, retry_pending
 from korder.domain.order import (
     HISTORY_LIMIT,
     MESSAGE_LENGTH,
@@ -45,6 +73,7 @@ from korder.domain.order import (
     Order,
     OrderStatus,
     Phase,
+    RetryRecord,
     clip,
     timestamp,
 )
@@ -97,7 +126,8 @@ def _transitions() -> frozenset[tuple[Phase, Phase]]:
     # A cancellation interrupts any phase it may (whatever the spec, for the graph).
     interruptible = [p for p in steps.FORWARD if _ever_cancellable(p)]
     edges |= {(p, Phase.CANCELLING) for p in interruptible}
-    # Any step may be refused (or outlive the deadline): compensate what was done.
+    # Any step may be refused: compensate what was done. (One stalled past the deadline
+    # keeps its phase: a retry resumes it there, a cancellation leaves it as above.)
     edges |= {(step.phase, Phase.COMPENSATING) for step in steps.STEPS}
     edges |= {(Phase.COMPENSATING, Phase.FAILED), (Phase.CANCELLING, Phase.CANCELLED)}
     return frozenset(edges)
@@ -150,6 +180,8 @@ def _next_move(order: Order, now: datetime) -> Move:
         # Too late to cancel (shipped or shipping, or already failed): say so once.
         message = f"The order cannot be cancelled in phase {phase}."
         return _advance(order, status, now, Note("CancellationRejected", message, warning=True))
+    if retry_pending(order):
+        return _take_retry(order, now)
 
     if phase == Phase.PENDING:
         first = steps.SAGA[0].phase
@@ -173,7 +205,40 @@ def _next_move(order: Order, now: datetime) -> Move:
         marked = _put(order, stage.condition, ConditionStatus.UNKNOWN, "InProgress", "", now)
         notes = (stage.starts(spec),) if stage.starts else ()
         return _advance(order, marked, now, *notes)
+    if conditions.stopped(status) is not None:
+        return Idle(f"{phase}; stalled past the deadline, waiting for a retry or a cancellation")
     return _call(order, stage)
+
+
+def _take_retry(order: Order, now: datetime) -> Advance:
+    """Act once on ``spec.retry``: resume a stalled saga with a fresh deadline, or say why not."""
+    status, asked = order.status, order.spec.retry
+    assert asked is not None
+    who = asked.requested_by or "an unnamed client"
+    data = {"attempt": str(asked.attempt), "requestedBy": asked.requested_by or ""}
+    if asked.requested_at:
+        data["requestedAt"] = asked.requested_at
+    refused = rules.refusal(Action.RETRY, order)
+    if refused:
+        # A retry applied to an order that cannot take one (kubectl apply may ask at
+        # any time): recorded as acted on, so it is said once.
+        acted = status.model_copy(update={"last_retry": RetryRecord(attempt=asked.attempt)})
+        message = f"Retry {asked.attempt} asked by {who}: {refused}"
+        return _advance(order, acted, now, Note("RetryRejected", message, warning=True, data=data))
+    resumed = status.model_copy(
+        update={"last_retry": RetryRecord(attempt=asked.attempt, resumed_at=timestamp(now))}
+    )
+    step = conditions.stopped(status)
+    what = "the compensation"
+    if step is not None:
+        what = step.name
+        why = f"{step.name}: resumed by retry {asked.attempt}"
+        gen = order.metadata.generation
+        resumed = conditions.put(
+            resumed, step.condition, ConditionStatus.UNKNOWN, "Resumed", why, gen, now
+        )
+    message = f"Retry {asked.attempt} asked by {who}: {what} resumes with a fresh deadline."
+    return _advance(order, resumed, now, Note("SagaResumed", message, data=data))
 
 
 def apply(order: Order, call: Call, outcome: Outcome, policy: Policy, now: datetime) -> Advance:
@@ -197,7 +262,6 @@ def apply(order: Order, call: Call, outcome: Outcome, policy: Policy, now: datet
 def _apply_forward(
     order: Order, step: Step, outcome: Outcome, policy: Policy, now: datetime
 ) -> Advance:
-    status = order.status
     if isinstance(outcome, Succeeded):
         done, note = _complete(order, step, outcome, now)
         notes = [note]
@@ -217,15 +281,18 @@ def _apply_forward(
             }
         )
         return _advance(order, failed, now, Note(step.rejected, outcome.reason, warning=True))
-    # An open breaker defers the step without a call: it never fails the order.
-    if step.deadline and isinstance(outcome, Failed) and _past_deadline(order, policy, now):
+    # Failed or deferred by an open breaker: within the deadline the step waits and
+    # retries; past it the saga stops and waits for a person. Never compensated.
+    transient = isinstance(outcome, Failed | Deferred)
+    if step.deadline and transient and _past_deadline(order, policy, now):
         seconds = int(policy.deadline.total_seconds())
-        reason = f"saga deadline of {seconds}s exceeded; last error: {outcome.reason}"
-        # The step stays Unknown: compensation settles it before undoing anything.
-        failing = status.model_copy(
-            update={"phase": Phase.COMPENSATING, "failure_reason": clip(reason, MESSAGE_LENGTH)}
+        why = f"{step.name}: saga deadline of {seconds}s exceeded; last error: {outcome.reason}"
+        # Stopped, in doubt: a retry replays the step, a cancellation settles it first.
+        stopped = _put(
+            order, step.condition, ConditionStatus.UNKNOWN, conditions.DEADLINE_EXCEEDED, why, now
         )
-        return _advance(order, failing, now, Note("DeadlineExceeded", reason, warning=True))
+        message = f"{why}. The saga stops here: retry or cancel the order."
+        return _advance(order, stopped, now, Note("DeadlineExceeded", message, warning=True))
     return _retry(order, step.condition, step.name, outcome, policy, now)
 
 
@@ -286,7 +353,13 @@ def _retry(
         # Compensation never gives up, but past the deadline a person should look.
         why = f"{name} keeps failing: {outcome.reason}"
         status = conditions.put(
-            status, conditions.STALLED, ConditionStatus.TRUE, "CompensationRetrying", why, gen, now
+            status,
+            conditions.STALLED,
+            ConditionStatus.TRUE,
+            conditions.COMPENSATION_RETRYING,
+            why,
+            gen,
+            now,
         )
     return Advance(conditions.summarised(status, gen, now, keep_stalled=True), retry=True)
 
@@ -321,7 +394,8 @@ def deadline_of(order: Order, policy: Policy, now: datetime) -> datetime:
 
     The clock starts when the saga started (its SagaStarted note), not when the
     Order was created: an order applied while the operator was down gets its full
-    time. Without that note (a history cut short), creation is the start.
+    time. Without that note (a history cut short), creation is the start. A retry
+    starts it again (``status.lastRetry.resumedAt``): the fresh deadline.
     """
     created = order.metadata.creation_timestamp or now
     started = next(
@@ -332,6 +406,9 @@ def deadline_of(order: Order, policy: Policy, now: datetime) -> datetime:
         ),
         created,
     )
+    retried = order.status.last_retry
+    if retried is not None and retried.resumed_at:
+        started = max(started, datetime.fromisoformat(retried.resumed_at))
     return started + policy.deadline
 
 

@@ -294,16 +294,26 @@ class Snapshot:
     resource_version: str
 
 
-async def list_all(client: AsyncClient, *, chunk: int = 500) -> Snapshot:
-    """Every Order in the client's namespace, ``chunk`` at a time, as one consistent list.
+async def list_all(
+    client: AsyncClient,
+    *,
+    namespace: str | None = None,
+    field_selector: dict[str, str] | None = None,
+    chunk: int = 500,
+) -> Snapshot:
+    """Every Order in ``namespace`` (``"*"``: every namespace; None: the client's),
+    ``chunk`` at a time, as one consistent list: for the console and the plugin, which
+    show them all at once.
 
     The pages of one list share the first page's resourceVersion (a continue token
     keeps it), so the result is a snapshot that :func:`watch_all` can follow from.
     """
     items: list[Order] = []
     token: str | None = None
+    selector = _selector(field_selector)
     while True:
-        body = await _list_raw(client, OrderResource, {"limit": chunk, "continue": token})
+        params = {"limit": chunk, "continue": token, "fieldSelector": selector}
+        body = await _list_raw(client, OrderResource, params, namespace=namespace)
         items += [to_order(item) for item in body.get("items") or []]
         metadata = body.get("metadata") or {}
         token = metadata.get("continue") or None
@@ -350,10 +360,13 @@ def _selector(fields: dict[str, str] | None) -> str | None:
     return ",".join(f"{key}={value}" for key, value in fields.items())
 
 
-async def _list_raw(client: AsyncClient, res: type[Any], params: dict[str, Any]) -> dict[str, Any]:
+async def _list_raw(
+    client: AsyncClient, res: type[Any], params: dict[str, Any], namespace: str | None = None
+) -> dict[str, Any]:
     generic = client._client  # the lower-level request API; see the module's docstring
     with translated():
-        request = generic.build_adapter_request(generic.prepare_request("list", res, params=params))
+        prepared = generic.prepare_request("list", res, namespace=namespace, params=params)
+        request = generic.build_adapter_request(prepared)
         response = await generic.send(request)  # type: ignore[no-untyped-call]
         generic.raise_for_status(response)  # type: ignore[no-untyped-call]
         body: dict[str, Any] = json.loads(response.content)

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from korder import constants, logs, tracing
 from korder.kube import orders
-from korder.operator import handlers, leadership, sharding
+from korder.operator import breakers, handlers, leadership, sharding
 from korder.settings import Settings, get_settings
 
 logger = logging.getLogger("korder.operator")
@@ -111,6 +111,7 @@ async def _run(settings: Settings) -> None:
 
 async def _lead(settings: Settings, role: Role) -> None:
     client = orders.make_client(settings.operator_lease_namespace, handlers.FIELD_MANAGER)
+    board = breakers.Board()
     electors = {
         shard: leadership.Elector(
             client,
@@ -120,6 +121,7 @@ async def _lead(settings: Settings, role: Role) -> None:
             lease_seconds=settings.operator_lease_seconds,
             renew_deadline=settings.operator_renew_deadline_seconds,
             retry_period=settings.operator_retry_period_seconds,
+            annotations=board.annotations,
         )
         for shard in sharding.shards(settings.operator_shards)
     }
@@ -128,7 +130,8 @@ async def _lead(settings: Settings, role: Role) -> None:
     )
     shard = next(s for s, e in electors.items() if e is elector)
     role.lead(shard)
-    kopf_task = asyncio.create_task(_kopf(shard))
+    board.on_change(elector.publish)
+    kopf_task = asyncio.create_task(_kopf(shard, board))
     keep_task = asyncio.create_task(elector.keep())
     done, _ = await asyncio.wait({kopf_task, keep_task}, return_when=asyncio.FIRST_COMPLETED)
     if keep_task in done:
@@ -144,7 +147,7 @@ async def _lead(settings: Settings, role: Role) -> None:
     kopf_task.result()
 
 
-async def _kopf(shard: sharding.Shard) -> None:
+async def _kopf(shard: sharding.Shard, board: breakers.Board | None = None) -> None:
     kopf_settings = kopf.OperatorSettings()
     if shard.sharded:
         # Passed by Kopf to every list and watch of Orders: the API server sends this
@@ -155,7 +158,11 @@ async def _kopf(shard: sharding.Shard) -> None:
         clusterwide=True,
         standalone=True,
         settings=kopf_settings,
-        memo=kopf.Memo(shard=shard, field_manager=shard.field_manager(handlers.FIELD_MANAGER)),
+        memo=kopf.Memo(
+            shard=shard,
+            field_manager=shard.field_manager(handlers.FIELD_MANAGER),
+            breakers=board,
+        ),
     )
 
 

@@ -25,7 +25,7 @@ from korder import constants, logs, tracing
 from korder.domain import saga, steps
 from korder.domain.order import MESSAGE_LENGTH, Order, clip
 from korder.kube import orders, status_writing
-from korder.operator import bookkeeping, reconciling, sharding
+from korder.operator import bookkeeping, breakers, reconciling, sharding
 from korder.participant_clients import calls
 from korder.settings import get_settings
 
@@ -101,6 +101,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         attempts_per_call=ours.participant_attempts,
         rng=random.Random(ours.chaos_seed),  # noqa: S311 - jitter, not secrets
     )
+    board: breakers.Board | None = memo.get("breakers")
+    if board is not None:  # published on the Lease for `kubectl korder top`
+        board.watch(memo.reconciling.participants)
 
 
 def in_cluster_server(info: kopf.ConnectionInfo, env: Mapping[str, str]) -> kopf.ConnectionInfo:

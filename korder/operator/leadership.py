@@ -15,7 +15,10 @@ The algorithm is client-go's leaderelection, on ``coordination.k8s.io/v1`` Lease
   deadline, which is shorter than the Lease's duration, it stops acting (the
   caller exits at once), so it has stopped before any other replica may start;
 - a leader that stops cleanly gives the Lease up, so a rolling update does not
-  wait out the duration.
+  wait out the duration;
+- each of the leader's writes carries ``annotations()`` (its breakers' states, from
+  :mod:`.breakers`), and :meth:`Elector.publish` renews at once when they change: the
+  one writer of the Lease publishes them, so they never race a renewal.
 
 Status writes are guarded by resourceVersion too (:mod:`korder.kube.status_writing`),
 so even a leader paused past its deadline (a stopped VM) cannot overwrite the
@@ -25,9 +28,10 @@ newer leader's saga state when it wakes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -55,6 +59,10 @@ class Elector:
     renew_deadline: float
     retry_period: float
     clock: Callable[[], float] = time.monotonic
+    #: What the leader publishes on the Lease besides holding it (annotations).
+    annotations: Callable[[], Mapping[str, str]] = dict
+    #: Set to renew before the retry period is out (something to publish).
+    _poke: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     #: The last record seen, and when (by our clock) it last changed.
     _seen: leases.Record | None = field(default=None, init=False)
     _seen_at: float = field(default=0.0, init=False)
@@ -89,11 +97,17 @@ class Elector:
             )
         return False
 
+    def publish(self) -> None:
+        """Write ``annotations()`` at once (at the next renewal's place), not a period later."""
+        self._poke.set()
+
     async def keep(self) -> None:
         """Renew the Lease until leadership is lost; return then (the caller must stop acting)."""
         renewed = self.clock()
         while True:
-            await asyncio.sleep(self.retry_period)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poke.wait(), self.retry_period)
+            self._poke.clear()
             left = self.renew_deadline - (self.clock() - renewed)
             try:
                 holder = await asyncio.wait_for(self._try(), timeout=max(left, 0.01))
@@ -160,6 +174,7 @@ class Elector:
             seconds=max(1, round(self.lease_seconds)),
             transitions=(current.transitions if current else 0) + (0 if mine else 1),
             resource_version="",
+            annotations={**(current.annotations if current else {}), **self.annotations()},
         )
         try:
             written = await leases.write(

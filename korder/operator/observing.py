@@ -100,6 +100,8 @@ class Observer:
         """``order`` as stored now; ``deadline`` is its saga's (:func:`saga.deadline_of`)."""
         reconciling = conditions.get(order.status, conditions.RECONCILING)
         busy = reconciling is not None and reconciling.status == ConditionStatus.TRUE
+        # A saga stopped on its deadline (waiting for a retry) still needs someone.
+        busy = busy or conditions.stopped(order.status) is not None
         self._orders[order.metadata.uid] = _Seen(order.status.phase, busy, deadline.timestamp())
 
     def forget(self, uid: str) -> None:
@@ -173,8 +175,8 @@ class _OrderGauges:
         yield phases
         yield GaugeMetricFamily(
             "korder_orders_past_deadline",
-            "Orders whose saga is still at work after its deadline (a step keeps failing,"
-            " or a compensation does).",
+            "Orders whose saga is still at work after its deadline (a compensation keeps"
+            " failing) or stalled on it (a step that kept failing waits for a retry).",
             value=self.observer.past_deadline(time.time()),
         )
 

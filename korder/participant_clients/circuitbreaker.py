@@ -18,7 +18,9 @@ breaker of our own. It is synchronous and never awaits: callers ask for a
 :class:`Permit`, make the call however they like, and report its result. The
 clock is injected, so the unit tests drive time by hand.
 
-Used by :mod:`.calls`; the transitions feed :mod:`.metrics` through ``listener``.
+Used by :mod:`.calls`; the transitions feed :mod:`.metrics` through ``listener``, and
+the operator's breaker board (:mod:`korder.operator.breakers`, which publishes them on
+the Lease for ``kubectl korder top``) through :meth:`CircuitBreaker.add_listener`.
 """
 
 from __future__ import annotations
@@ -94,13 +96,17 @@ class CircuitBreaker:
         self._half_open_calls = half_open_calls
         self._trial_timeout = trial_timeout
         self._clock = clock
-        self._listener = listener
+        self._listeners: list[Listener] = [listener] if listener is not None else []
         self._state = State.CLOSED
         # Every transition starts a new epoch; a permit from an older one is stale.
         self._epoch = 0
         self._opened_at = 0.0
         self._outcomes: collections.deque[bool] = collections.deque(maxlen=window)
         self._trials: list[Permit] = []
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(name, before, after)`` on every transition from now on, too."""
+        self._listeners.append(listener)
 
     def state(self) -> State:
         """The state now (time may have moved an open breaker to half-open)."""
@@ -168,5 +174,6 @@ class CircuitBreaker:
         # A new state judges from a clean slate: the failures that opened the
         # breaker must not reopen it after a successful trial closes it.
         self._outcomes.clear()
-        if self._listener is not None and before != to:
-            self._listener(self.name, before, to)
+        if before != to:
+            for listener in self._listeners:
+                listener(self.name, before, to)

@@ -1,8 +1,9 @@
 -- Argo CD health check of korder.dev/Order: its kstatus conditions as Argo CD's health.
 --
 -- The operator summarises every phase in three conditions (korder/domain/conditions.py):
--- Stalled=True when the saga cannot go on without a person (a failed order, or a
--- compensation that was refused or keeps failing past the deadline), Reconciling=True
+-- Stalled=True when the saga cannot go on without a person (a failed order, a step
+-- stalled past the deadline waiting for a retry, or a compensation that was refused or
+-- keeps failing past the deadline), Reconciling=True
 -- while a step is in flight, Ready=True once the order is confirmed. Read as kstatus
 -- reads them: Stalled wins, then Reconciling; an order at rest is Healthy, whether it is
 -- confirmed, fulfilled, or cancelled as its client asked. A status older than the spec

@@ -323,6 +323,8 @@ def start_facade(
 def start_api(kubeconfig: Path, namespace: str, log: Path, **settings: str) -> Component:
     """A facade process on a free port, serving ``namespace``, once it answers /health."""
     port = free_port()
+    # The operator's Leases (the console's breakers) are where the suite's operator keeps them.
+    settings = {"KORDER_OPERATOR_LEASE_NAMESPACE": system.SYSTEM_NAMESPACE, **settings}
     env = system.component_env(kubeconfig, PORT=str(port), KORDER_NAMESPACE=namespace, **settings)
     return _start_component("korder.api", log, env, f"http://127.0.0.1:{port}/health")
 

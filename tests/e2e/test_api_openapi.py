@@ -26,6 +26,7 @@ OPERATIONS = {
     ("get", "/orders/{order_id}/events"): "listOrderEvents",
     ("post", "/orders/{order_id}/process"): "processOrder",
     ("post", "/orders/{order_id}/fulfill"): "fulfillOrder",
+    ("post", "/orders/{order_id}/retry"): "retryOrder",
 }
 
 

@@ -240,6 +240,10 @@ def test_orders_appear_live_with_their_totals_and_filter(
     assert "USD 44.98" in _text(browser, 'li[data-phase="Confirmed"]')
     assert browser.execute_script("return window.stillTheSamePage") is True
     assert int(_text(browser, '[data-pace="confirmed"]')) >= 2
+    # The breakers, as the acting operator publishes them on its Lease.
+    _until(browser, "the participants' breakers", lambda d: (
+        {"inventory closed", "payment closed"} <= set(_texts(d, ".breakers li"))
+    ))  # fmt: skip
     shot("orders")
 
     # The filter is a plain form: the customer's orders only, and its totals.

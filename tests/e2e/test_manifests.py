@@ -357,6 +357,11 @@ def test_the_facade_cannot_write_status_and_the_operator_cannot_create_orders(
     # The facade's rights hold only where a RoleBinding grants them.
     assert not can(kubectl, API, "list", orders, "--all-namespaces")
     assert not can(kubectl, API, "get", orders, "-n", "default")
+    # The console's breakers: the operator's Leases listed, in korder-system only, never written.
+    leases = "leases.coordination.k8s.io"
+    assert can(kubectl, API, "list", leases, "-n", "korder-system")
+    assert not can(kubectl, API, "update", leases, "-n", "korder-system")
+    assert not can(kubectl, API, "list", leases, "-n", namespace)
 
     assert not can(kubectl, OPERATOR, "create", orders, "-n", namespace)
     for verb in ("get", "list", "watch", "patch"):

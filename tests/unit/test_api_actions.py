@@ -186,3 +186,42 @@ def test_a_put_that_changes_an_immutable_field_names_it(fake: FakeKube, client: 
     response = client.put("/orders/o", json=body)
     assert response.status_code == 422
     assert [e["field"] for e in response.json()["errors"]] == ["currency"]
+
+
+STOPPED = {
+    "type": "PaymentCaptured",
+    "status": "Unknown",
+    "reason": "DeadlineExceeded",
+    "message": "capture-payment: saga deadline of 300s exceeded; last error: 503",
+    "lastTransitionTime": "2026-01-01T00:00:00Z",
+}
+
+
+def test_retry_of_a_stalled_order_asks_once(fake: FakeKube, client: TestClient) -> None:
+    fake.put("o", "ProcessingPayment")
+    fake.objects["o"]["status"]["conditions"] = [STOPPED]
+    response = client.post("/orders/o/retry", json={"requestedBy": "alice"})
+    assert response.status_code == 202, response.text
+    asked = fake.objects["o"]["spec"]["retry"]
+    assert (asked["attempt"], asked["requestedBy"]) == (1, "alice")
+    assert response.json()["retry"]["attempt"] == 1
+    # Not acted on yet: asking again is the same retry, not a second one.
+    assert client.post("/orders/o/retry").status_code == 202
+    assert fake.objects["o"]["spec"]["retry"]["attempt"] == 1
+    # Once the operator acted on it, a new retry is the next attempt.
+    fake.objects["o"]["status"]["lastRetry"] = {"attempt": 1}
+    assert client.post("/orders/o/retry").status_code == 202
+    assert fake.objects["o"]["spec"]["retry"]["attempt"] == 2
+
+
+@pytest.mark.parametrize("phase", ["Confirmed", "Failed", "ProcessingPayment", "Cancelled"])
+def test_retry_of_an_order_that_is_not_stalled_is_409(
+    fake: FakeKube, client: TestClient, phase: str
+) -> None:
+    fake.put("o", phase)
+    response = client.post("/orders/o/retry", headers={"Idempotency-Key": "r-1"})
+    assert response.status_code == 409, response.text
+    problem = response.json()
+    assert problem["type"] == "https://korder.dev/problems/not-retryable"
+    assert phase in problem["detail"]
+    assert "retry" not in fake.objects["o"]["spec"]

@@ -86,3 +86,63 @@ def test_every_action_a_stage_waits_for_is_answered_by_a_later_phase() -> None:
         assert {Phase.FAILED, Phase.CANCELLED} <= phases, action
     assert Phase.CONFIRMED not in OUTCOMES[Action.PROCESS]
     assert Phase.PROCESSING not in OUTCOMES[Action.FULFILL]
+
+
+def _stopped(phase: Phase, condition: str, **changes: Any) -> Order:
+    stopped = {
+        "type": condition,
+        "status": "Unknown",
+        "reason": "DeadlineExceeded",
+        "message": "saga deadline of 60s exceeded",
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }
+    return resource(spec(**changes), status={"phase": phase, "conditions": [stopped]})
+
+
+@pytest.mark.parametrize("phase", list(Phase))
+def test_retry_only_a_stalled_saga(phase: Phase) -> None:
+    # Not stalled: nothing to retry, whatever the phase.
+    reason = refusal(Action.RETRY, _order(phase))
+    assert reason is not None
+    assert str(phase if phase else Phase.PENDING) in reason
+
+
+@pytest.mark.parametrize(
+    ("phase", "condition"),
+    [
+        (Phase.RESERVING_INVENTORY, "InventoryReserved"),
+        (Phase.PROCESSING_PAYMENT, "PaymentCaptured"),
+    ],
+)
+def test_retry_a_step_stopped_on_its_deadline(phase: Phase, condition: str) -> None:
+    assert refusal(Action.RETRY, _stopped(phase, condition)) is None
+    cancelled = _stopped(phase, condition, cancelRequested=True)
+    assert "cancelled" in str(refusal(Action.RETRY, cancelled))
+
+
+def test_retry_a_compensation_that_keeps_failing_but_not_one_refused() -> None:
+    retrying = {
+        "type": "Stalled",
+        "status": "True",
+        "reason": "CompensationRetrying",
+        "message": "release-inventory keeps failing: 503",
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }
+    compensating = resource(spec(), status={"phase": "Compensating", "conditions": [retrying]})
+    assert refusal(Action.RETRY, compensating) is None
+    refused = {
+        "type": "InventoryReserved",
+        "status": "False",
+        "reason": "CompensationRejected",
+        "message": "no such reservation",
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }
+    incomplete = resource(spec(), status={"phase": "Failed", "conditions": [refused]})
+    assert "refused the compensation" in str(refusal(Action.RETRY, incomplete))
+
+
+def test_a_permanent_failure_is_not_retryable_and_says_why() -> None:
+    failed = resource(spec(), status={"phase": "Failed", "failureReason": "payment declined"})
+    reason = str(refusal(Action.RETRY, failed))
+    assert "payment declined" in reason
+    assert "new order" in reason

@@ -18,6 +18,7 @@ from korder.domain.order import (
     OrderSpec,
     OrderStatus,
     Phase,
+    RetryRequest,
 )
 from korder.outcomes import Deferred, Failed, Outcome, Rejected, Succeeded
 from tests.support.orders import resource
@@ -252,8 +253,8 @@ def test_a_retrying_step_says_why_in_its_condition() -> None:
     assert reconciling.status == "True"
 
 
-@pytest.mark.parametrize("step", [RESERVE, CAPTURE])
-def test_endless_transient_failure_hits_the_deadline_and_compensates(step: str) -> None:
+def _stall_on(step: str) -> tuple[Run, set[str]]:
+    """A saga whose ``step`` failed transiently until past the deadline; the names still down."""
     down = {step}
 
     def answer(name: str, attempt: int) -> Outcome:
@@ -261,31 +262,118 @@ def test_endless_transient_failure_hits_the_deadline_and_compensates(step: str) 
             return Failed("timeout")
         return succeed(name, attempt)
 
-    run = new_order()
-    # The participant comes back for the compensation only: stop at Compensating first.
-    for _ in range(100):
-        move = saga.next_move(run.order, run.now)
-        if run.status.phase == Phase.COMPENSATING:
-            break
-        if isinstance(move, saga.Call):
-            run.calls.append(move.name)
-            move = saga.apply(run.order, move, answer(move.name, 1), POLICY, run.now)
-            run.now += timedelta(seconds=10)
-        assert isinstance(move, saga.Advance)
-        run._write(move)
-    assert run.phase() == Phase.COMPENSATING
-    assert "DeadlineExceeded" in run.records
-    assert run.status.failure_reason is not None
-    assert "deadline of 60s exceeded" in run.status.failure_reason
-    down.clear()
+    run = new_order().drive(answer)  # comes to rest: the saga stops calling
+    return run, down
+
+
+def answer_unless(down: set[str]) -> Answer:
+    def answer(name: str, attempt: int) -> Outcome:
+        return Failed("timeout") if name in down else succeed(name, attempt)
+
+    return answer
+
+
+@pytest.mark.parametrize("step", [RESERVE, CAPTURE])
+def test_endless_transient_failure_stalls_the_step_past_the_deadline(step: str) -> None:
+    run, _down = _stall_on(step)
+    phase = steps.step_named(step).phase  # type: ignore[union-attr]
+    assert run.phase() == phase, "the phase is kept: nothing is compensated"
+    assert run.records[-1] == "DeadlineExceeded"
+    assert run.condition(STALLED) == ("True", "DeadlineExceeded")
+    assert run.condition(RECONCILING) == ("False", str(phase))
+    assert run.condition(READY) == ("False", str(phase))
+    condition = steps.step_named(step).condition  # type: ignore[union-attr]
+    assert run.condition(condition) == ("Unknown", "DeadlineExceeded"), "still in doubt"
+    assert run.status.failure_reason is None
+    assert RELEASE not in run.calls
+    assert REFUND not in run.calls
+    stalled = next(c for c in run.status.conditions or () if c.type == STALLED)
+    assert "deadline of 60s exceeded" in stalled.message
+    assert "Retry or cancel" in stalled.message
+    # At rest: no more calls, whatever time passes, and a spec change keeps it stalled.
+    assert isinstance(saga.next_move(run.order, run.now + timedelta(hours=1)), saga.Idle)
+    run.with_spec(notes="looked at it").drive()
+    assert run.condition(STALLED) == ("True", "DeadlineExceeded")
+    assert run.status.observed_generation == run.order.metadata.generation
+
+
+@pytest.mark.parametrize("step", [RESERVE, CAPTURE])
+def test_a_retry_resumes_the_stalled_step_with_a_fresh_deadline(step: str) -> None:
+    run, down = _stall_on(step)
+    calls_before = run.calls.count(step)
+    down.clear()  # the participant is back
+    run.with_spec(
+        retry=RetryRequest(attempt=1, requested_by="alice", requested_at="2026-01-01T00:05:00Z")
+    )
     run.drive()
+    assert run.phase() == Phase.CONFIRMED
+    assert run.calls.count(step) == calls_before + 1, "the same step, by the same key"
+    assert RELEASE not in run.calls
+    assert REFUND not in run.calls
+    assert run.calls.count(RESERVE) == (1 if step == CAPTURE else calls_before + 1)
+    assert run.condition(STALLED) == ("False", "Confirmed")
+    assert run.status.last_retry is not None
+    assert run.status.last_retry.attempt == 1
+    assert run.status.last_retry.resumed_at is not None
+    resumed = next(e for e in run.status.history or () if e.type == "SagaResumed")
+    assert resumed.data == {
+        "attempt": "1",
+        "requestedBy": "alice",
+        "requestedAt": "2026-01-01T00:05:00Z",
+    }
+    assert "alice" in resumed.message
+    assert step in resumed.message
+
+
+def test_the_fresh_deadline_counts_from_the_retry() -> None:
+    run, down = _stall_on(CAPTURE)
+    run.now += timedelta(hours=1)  # long after the first deadline
+    run.with_spec(retry=RetryRequest(attempt=1))
+    move = saga.next_move(run.order, run.now)
+    assert isinstance(move, saga.Advance)
+    run._write(move)
+    assert saga.deadline_of(run.order, POLICY, run.now) == run.now + POLICY.deadline
+    # Still down: it retries within the fresh deadline, then stalls again.
+    run.drive(answer_unless(down))
+    assert run.condition(STALLED) == ("True", "DeadlineExceeded")
+    assert run.records.count("DeadlineExceeded") == 2
+    # A second retry is a new attempt; the same attempt again is not acted on twice.
+    run.with_spec(retry=RetryRequest(attempt=1, requested_by="again"))
+    assert isinstance(saga.next_move(run.order, run.now), saga.Advance)  # observed only
+    run.drive(answer_unless(down))
+    assert run.records.count("SagaResumed") == 1
+    down.clear()
+    run.with_spec(retry=RetryRequest(attempt=2)).drive()
+    assert run.phase() == Phase.CONFIRMED
+    assert run.records.count("SagaResumed") == 2
+
+
+def test_a_cancellation_of_a_stalled_order_settles_and_undoes_the_step_in_doubt() -> None:
+    run, down = _stall_on(CAPTURE)
+    down.clear()
+    run.with_spec(cancel_requested=True).drive()
+    assert run.phase() == Phase.CANCELLED
+    # The charge in doubt is settled (replayed) first, then refunded; the reservation released.
+    assert run.calls[-3:] == [CAPTURE, REFUND, RELEASE]
+    assert run.condition(STALLED) == ("False", "Cancelled")
+
+
+def test_a_retry_of_an_order_that_is_not_stalled_is_rejected_once() -> None:
+    def declined(name: str, attempt: int) -> Outcome:
+        return rejected("declined") if name == CAPTURE else succeed(name, attempt)
+
+    run = new_order().drive(declined)
     assert run.phase() == Phase.FAILED
-    # The step in doubt is settled (replayed) and then undone, like the ones before it.
-    assert run.calls[-len(UNDO_BEFORE[step]) - 2 :][0] == step
-    expected_undo = [*UNDO_BEFORE[step]]
-    undo_of_step = {CAPTURE: REFUND, RESERVE: RELEASE}[step]
-    expected_undo.insert(0, undo_of_step)
-    assert run.calls[-len(expected_undo) :] == expected_undo
+    run.with_spec(retry=RetryRequest(attempt=1, requested_by="bob")).drive(declined)
+    assert run.phase() == Phase.FAILED
+    assert run.records[-1] == "RetryRejected"
+    assert run.calls.count(CAPTURE) == 1, "a permanent failure is not tried again"
+    assert run.status.last_retry is not None
+    assert run.status.last_retry.resumed_at is None
+    rejection = (run.status.history or [])[-1]
+    assert "bob" in rejection.message
+    assert "permanent" in rejection.message
+    assert isinstance(saga.next_move(run.order, run.now), saga.Idle), "said once"
 
 
 def test_the_deadline_counts_from_the_start_of_the_saga_not_the_creation() -> None:
@@ -295,8 +383,9 @@ def test_the_deadline_counts_from_the_start_of_the_saga_not_the_creation() -> No
     assert late.retry
     assert late.status.phase == Phase.RESERVING_INVENTORY
     later = T0 + POLICY.deadline
-    failed = saga.apply(run.order, call(RESERVE), Failed("503"), POLICY, later)
-    assert failed.status.phase == Phase.COMPENSATING
+    stalled = saga.apply(run.order, call(RESERVE), Failed("503"), POLICY, later)
+    assert not stalled.retry
+    assert conditions.stopped(stalled.status) is steps.RESERVE
 
 
 def _run_until_marked(run: Run) -> Run:
@@ -310,24 +399,30 @@ def _run_until_marked(run: Run) -> Run:
     raise AssertionError("the saga never asked for a call")
 
 
-def test_an_open_breaker_defers_but_never_fails_the_order() -> None:
-    deferrals = 50  # 50 x 10 s: far longer than the 60 s deadline
+def test_an_open_breaker_defers_within_the_deadline_and_stalls_past_it() -> None:
+    def answer(deferrals: int) -> Answer:
+        def deferred(name: str, attempt: int) -> Outcome:
+            if name == RESERVE and attempt <= deferrals:
+                return Deferred("inventory circuit open", retry_after=10.0)
+            return succeed(name, attempt)
 
-    def answer(name: str, attempt: int) -> Outcome:
-        if name == RESERVE and attempt <= deferrals:
-            return Deferred("inventory circuit open", retry_after=10.0)
-        return succeed(name, attempt)
+        return deferred
 
-    run = new_order().drive(answer, limit=deferrals + 20)
-    assert run.phase() == Phase.CONFIRMED
-    assert run.calls.count(RESERVE) == deferrals + 1
-    assert "DeadlineExceeded" not in run.records
+    brief = new_order().drive(answer(3))  # 3 x 10 s: within the 60 s deadline
+    assert brief.phase() == Phase.CONFIRMED
+    assert "DeadlineExceeded" not in brief.records
+    long = new_order().drive(answer(50))  # 50 x 10 s: far past it
+    assert long.phase() == Phase.RESERVING_INVENTORY
+    assert long.condition(STALLED) == ("True", "DeadlineExceeded")
+    assert RELEASE not in long.calls, "an open breaker never compensates the order"
+    long.with_spec(retry=RetryRequest(attempt=1)).drive()
+    assert long.phase() == Phase.CONFIRMED
 
 
 def test_a_deferred_step_says_so_in_its_condition() -> None:
     run = _run_until(Phase.RESERVING_INVENTORY, marked=True)
     deferred = Deferred("inventory circuit open", retry_after=10.0)
-    move = saga.apply(run.order, call(RESERVE), deferred, POLICY, T0 + timedelta(hours=1))
+    move = saga.apply(run.order, call(RESERVE), deferred, POLICY, T0 + timedelta(seconds=30))
     assert move.retry
     assert move.status.phase == Phase.RESERVING_INVENTORY
     run._write(move)
@@ -557,3 +652,25 @@ def test_a_clean_cancellation_says_so_and_is_not_stalled() -> None:
     last = (run.status.history or [])[-1]
     assert last.message == "The order was cancelled; completed steps were undone."
     assert run.condition(STALLED) == ("False", "Cancelled")
+
+
+def test_a_retry_of_a_stalled_compensation_tries_again_at_once_with_a_fresh_deadline() -> None:
+    def answer(name: str, attempt: int) -> Outcome:
+        if name == CAPTURE:
+            return rejected("declined")
+        return Failed("503") if name == RELEASE else succeed(name, attempt)
+
+    stuck = new_order()
+    with pytest.raises(AssertionError, match="did not come to rest"):
+        stuck.drive(answer)
+    assert stuck.condition(STALLED) == ("True", "CompensationRetrying")
+    stuck.with_spec(retry=RetryRequest(attempt=1, requested_by="ops"))
+    move = saga.next_move(stuck.order, stuck.now)
+    assert isinstance(move, saga.Advance)
+    assert [n.reason for n in move.notes] == ["SagaResumed"]
+    stuck._write(move)
+    assert stuck.condition(STALLED) == ("False", "Compensating")
+    assert isinstance(saga.next_move(stuck.order, stuck.now), saga.Call)
+    stuck.drive()  # the inventory service is back
+    assert stuck.phase() == Phase.FAILED
+    assert stuck.condition(STALLED) == ("True", "OrderFailed")

@@ -16,6 +16,7 @@ a page elsewhere cannot press the console's buttons in a visitor's browser.
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -34,7 +35,10 @@ from korder.api.history import merge
 from korder.api.problems import Problem
 from korder.domain.actions import Action
 from korder.domain.order import Customer, Order, Phase
-from korder.kube import orders
+from korder.kube import leases, orders
+from korder.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -75,15 +79,29 @@ CustomerQuery = Annotated[str, Query(max_length=200, description="Only this cust
 PageQuery = Annotated[int, Query(ge=1, le=100_000, description="The page, from 1.")]
 
 
-def _breakers(kube: AsyncClient) -> Mapping[str, str] | None:
-    """The participants' breaker states, once the operator publishes them (not yet)."""
-    return None
+async def _breakers(kube: AsyncClient, settings: Settings) -> Mapping[str, str] | None:
+    """The participants' breaker states as the acting operator replicas publish them on
+    their Leases; None when none does (no leader election) or the Lease cannot be read
+    (the façade's RBAC, or the API server), which the page shows as "not known"."""
+    try:
+        states = await leases.breaker_states(
+            kube, settings.operator_lease_namespace, settings.operator_lease_name
+        )
+    except orders.KubeError as exc:
+        logger.debug("breaker states not readable: %s", exc.message)
+        return None
+    return states or None
 
 
-def _board_html(
-    state: views.Board, filters: views.Filters, size: int, kube: AsyncClient, request: Request
+async def _board_html(
+    state: views.Board,
+    filters: views.Filters,
+    settings: Settings,
+    kube: AsyncClient,
+    request: Request,
 ) -> str:
-    page = replace(state.page(filters, size, datetime.now(UTC)), breakers=_breakers(kube))
+    page = state.page(filters, settings.page_size, datetime.now(UTC))
+    page = replace(page, breakers=await _breakers(kube, settings))
     return rendering.render("_board.html", {"page": page, "base": _base(request)})
 
 
@@ -104,7 +122,7 @@ async def orders_page(
     """The orders by phase: filters, totals, the saga's pace and a page of orders."""
     filters = _filters(phase, customer, page)
     snapshot = await orders.list_all(kube)
-    board = _board_html(views.Board.of(snapshot.items), filters, settings.page_size, kube, request)
+    board = await _board_html(views.Board.of(snapshot.items), filters, settings, kube, request)
     html = rendering.render(
         "orders.html",
         {
@@ -130,7 +148,7 @@ async def orders_stream(
     filters = _filters(phase, customer, page)
 
     async def render(state: views.Board) -> str:
-        return _board_html(state, filters, settings.page_size, kube, request)
+        return await _board_html(state, filters, settings, kube, request)
 
     chunks = streams.board(kube, settings.console_stream_seconds, render)
     return _streaming(chunks)

@@ -5,13 +5,17 @@ annotations; the operator owns status and runs the saga. The writes other than
 create share :func:`_act`: read the order, replay if its Idempotency-Key is on
 record, check If-Match and the phase, then patch the action and its record in one
 write guarded by the resourceVersion that was checked, and start over when a
-concurrent write (a twin, the operator) got there first.
+concurrent write (a twin, the operator) got there first. The spec field an action
+sets, and whether the order allows it, come from the domain
+(:func:`korder.domain.actions.request`, :func:`korder.domain.rules.refusal`), as
+they do for the ``kubectl korder`` plugin.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
@@ -35,6 +39,7 @@ from korder.api.schemas import (
     OrderEvents,
     OrderList,
     OrderView,
+    RetryOrder,
     UpdateOrder,
 )
 from korder.domain import actions, rules
@@ -327,6 +332,33 @@ async def fulfill_order(
     )
 
 
+@router.post(
+    "/{order_id}/retry",
+    status_code=202,
+    response_model=OrderView,
+    operation_id="retryOrder",
+    responses={**_WRITE_ERRORS, **_headers(202, *_WRITE_HEADERS)},
+)
+async def retry_order(
+    order_id: OrderId, write: Write, response: Response, body: RetryOrder | None = None
+) -> OrderView:
+    """Resume a Stalled saga: the step it stalled on is tried again with a fresh deadline.
+
+    409 (``not-retryable``) with the reason when the order is not stalled, or failed for
+    good (declined, out of stock). The façade does not authenticate callers yet, so
+    ``requestedBy`` is recorded as the caller gives it.
+    """
+    asked = body or RetryOrder()
+    return await _action(
+        write,
+        response,
+        order_id,
+        Action.RETRY,
+        body=asked.model_dump(mode="json", by_alias=True, exclude_none=True),
+        by=asked.requested_by,
+    )
+
+
 async def _action(
     write: WriteContext,
     response: Response,
@@ -335,11 +367,12 @@ async def _action(
     *,
     body: Mapping[str, object],
     carrier: Carrier | None = None,
+    by: str | None = None,
 ) -> OrderView:
     """An action that a saga stage waits for: ask for it in the spec, and maybe wait."""
 
     def asked(order: Order) -> OrderSpec:
-        return actions.request(action, order.spec, carrier)
+        return actions.request(action, order, carrier=carrier, by=by, now=datetime.now(UTC))
 
     order, status, replayed = await _act(
         write, order_id, action, asked, body=body, status=202, carrier=carrier
@@ -380,6 +413,8 @@ async def _act(
                 f"The order changed: its ETag is {_etag(order)}, not {if_match}.",
             )
         reason = rules.refusal(action, order, carrier)
+        if reason and action is Action.RETRY:
+            raise Problem(409, "not-retryable", "The order cannot be retried", reason)
         if reason:
             raise Problem(409, "wrong-phase", "Wrong phase for this action", reason)
         annotations: dict[str, str] = {}
