@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -177,7 +178,14 @@ def test_the_board_renders_escaped_with_a_link_per_order() -> None:
     html = rendering.render("_board.html", {"page": page, "base": "/console"})
     assert 'href="/console/orders/a-1"' in html
     assert 'href="/console?phase=Failed"' in html
-    assert "Not known to the façade yet" in html
+    assert 'data-breakers="unknown"' in html
+
+    known = replace(page, breakers={"payment": "open", "inventory": "closed"})
+    html = rendering.render("_board.html", {"page": known, "base": "/console"})
+    assert 'data-breakers="unknown"' not in html
+    assert (
+        '<li class="breaker breaker-open"><span>payment</span> <strong>open</strong></li>' in html
+    )
 
     hostile = _order("a-2", Phase.CONFIRMED, customer="cust-2")
     hostile.spec.customer.name = "<script>alert(1)</script>"
