@@ -7,8 +7,9 @@ restarts as a replica that waits. ``KORDER_OPERATOR_LEADER_ELECTION=false`` runs
 Kopf at once, alone. With ``KORDER_OPERATOR_SHARDS=N`` there is a Lease per shard
 (:mod:`.sharding`): a replica waits for any of them and acts on that shard's range.
 
-The liveness endpoint (``/healthz``) and the Prometheus endpoint are served from
-the start, by every replica, waiting or leading: a waiting replica is alive too.
+The liveness (``/healthz``) and readiness (``/readyz``) endpoints and the Prometheus
+endpoint are served from the start, by every replica, waiting or leading: a waiting
+replica is alive too, and ready while it reaches the API server.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import kopf
 import prometheus_client
@@ -39,6 +40,14 @@ class Role:
 
     leading: bool = False
     shard: sharding.Shard | None = None
+    #: The Leases this replica looks at (none without leader election).
+    electors: list[leadership.Elector] = field(default_factory=list)
+
+    def ready(self) -> bool:
+        """Ready when it acts alone, or while the API server answers its looks at a Lease."""
+        if not self.electors:
+            return self.leading
+        return any(e.answering() for e in self.electors)
 
     def lead(self, shard: sharding.Shard) -> None:
         self.leading, self.shard = True, shard
@@ -125,9 +134,8 @@ async def _lead(settings: Settings, role: Role) -> None:
         )
         for shard in sharding.shards(settings.operator_shards)
     }
-    elector = await leadership.acquire_any(
-        list(electors.values()), settings.operator_retry_period_seconds
-    )
+    role.electors = list(electors.values())
+    elector = await leadership.acquire_any(role.electors, settings.operator_retry_period_seconds)
     shard = next(s for s, e in electors.items() if e is elector)
     role.lead(shard)
     board.on_change(elector.publish)
@@ -167,14 +175,27 @@ async def _kopf(shard: sharding.Shard, board: breakers.Board | None = None) -> N
 
 
 async def _serve_probes(settings: Settings, role: Role) -> web.AppRunner:
-    """``GET /healthz``: 200 while the event loop answers, for every replica."""
+    """``GET /healthz`` (liveness): 200 while the event loop answers, for every replica;
+    ``GET /readyz`` (readiness): 200 while the replica reaches the API server (see
+    :meth:`Role.ready`), so a rollout waits for a new replica that could take over."""
 
     async def healthz(_request: web.Request) -> web.Response:
         shard = role.shard.label if role.shard else None
         return web.json_response({"status": "ok", "leader": role.leading, "shard": shard})
 
+    async def readyz(_request: web.Request) -> web.Response:
+        if role.ready():
+            return web.json_response({"status": "ready", "leader": role.leading})
+        why = (
+            "the API server has not answered a look at the Lease for a Lease's duration"
+            if role.electors
+            else "the operator has not started yet"
+        )
+        return web.json_response({"status": "not ready", "reason": why}, status=503)
+
     app = web.Application()
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.operator_probe_host, settings.operator_probe_port)

@@ -68,6 +68,8 @@ class Elector:
     _seen_at: float = field(default=0.0, init=False)
     #: The holder last reported while standing by, so each change is logged once.
     _waiting_for: str | None = field(default=None, init=False)
+    #: When (by our clock) the API server last answered a look at the Lease.
+    _answered_at: float | None = field(default=None, init=False)
 
     @property
     def where(self) -> str:
@@ -96,6 +98,14 @@ class Elector:
                 extra={"lease": self.where, "holder": holder},
             )
         return False
+
+    def answering(self) -> bool:
+        """Whether the API server answered a look at the Lease within its duration: the
+        replica's readiness, leading or standing by (a standby that cannot read the Lease
+        could not take over)."""
+        return self._answered_at is not None and (
+            self.clock() - self._answered_at < self.lease_seconds
+        )
 
     def publish(self) -> None:
         """Write ``annotations()`` at once (at the next renewal's place), not a period later."""
@@ -158,7 +168,7 @@ class Elector:
         except orders.KubeError as exc:
             logger.warning("cannot read the Lease %s: %s", self.where, exc.message)
             return None
-        now = self.clock()
+        now = self._answered_at = self.clock()
         if current != self._seen:
             self._seen, self._seen_at = current, now
         if current is not None and current.holder not in (None, self.identity):

@@ -85,6 +85,10 @@ def test_one_replica_acts_and_the_other_finishes_its_orders_when_it_dies(
     assert leading(a)
     assert not leading(b)
     assert (leader_metric(a), leader_metric(b)) == (1.0, 0.0)
+    # Both ready: the standby reaches the API server, so it could take over.
+    for replica in (a, b):
+        ready = httpx.get(replica.health_url.replace("/healthz", "/readyz"), timeout=2.0)
+        assert (ready.status_code, ready.json()["leader"]) == (200, replica is a)
     namespace = f"ha-{time.monotonic_ns() % 10**8}"
     kubectl("create", "namespace", namespace)
 

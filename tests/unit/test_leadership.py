@@ -183,3 +183,21 @@ async def test_a_spare_takes_the_dead_shards_lease_once_it_ran_out(
     assert [await e.attempt() for e in spare] == [False, True], "b's shard, after its Lease"
     assert shard_leases["korder-operator-shard-1-of-2"].record is not None
     assert shard_leases["korder-operator-shard-1-of-2"].record.holder == "spare"
+
+
+async def test_a_replica_is_ready_while_the_api_server_answers_its_looks(
+    lease: FakeLease,
+) -> None:
+    clock = Clock()
+    a, b = elector("a", clock), elector("b", clock)
+    assert not a.answering()  # no look yet
+    await a.acquire()
+    assert await b._try() == "a"
+    assert a.answering()
+    assert b.answering()  # a standby that reads the Lease could take over: ready too
+    lease.failing = True
+    assert await b._try() is None
+    clock.now += 9.9
+    assert b.answering()
+    clock.now += 0.2  # no answer for the Lease's duration
+    assert not b.answering()
