@@ -9,7 +9,6 @@ and the stock adds up. No control plane is needed.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,8 +19,7 @@ import httpx
 import pytest
 
 from korder.localcluster import processes
-from korder.localcluster.controlplane import free_port
-from tests.e2e.conftest import Participants, _start_component
+from tests.e2e.conftest import Participants, start_participants
 from tests.support.waiting import wait_for
 
 CHARGE = {"amount": "44.98", "currency": "USD", "paymentMethod": "credit_card"}
@@ -32,18 +30,13 @@ ORDERS = 150
 @pytest.fixture
 def durable(tmp_path: Path) -> Iterator[Participants]:
     """A participants process of this test's own, its state in ``tmp_path``."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "KORDER_PARTICIPANTS_PORT": str(port),
-        "KORDER_PARTICIPANTS_STATE": str(tmp_path / "participants.db"),
-        "KORDER_LOG_LEVEL": "WARNING",
-    }
-    component = _start_component(
-        "korder.participants", tmp_path / "participants.log", env, f"http://127.0.0.1:{port}/health"
+    started = start_participants(
+        tmp_path / "participants.log",
+        KORDER_PARTICIPANTS_STATE=str(tmp_path / "participants.db"),
+        KORDER_LOG_LEVEL="WARNING",
     )
-    yield Participants(component)
-    processes.stop([component.proc])
+    yield started
+    processes.stop([started.component.proc])
 
 
 def post(

@@ -12,7 +12,6 @@ then show one reservation and one charge, and ``status.history`` who asked.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,14 @@ import httpx
 import pytest
 
 from korder.localcluster import processes, system
-from korder.localcluster.controlplane import free_port
-from tests.e2e.conftest import LEASE, Component, Participants, _start_component, start_operator
+from tests.e2e.conftest import (
+    LEASE,
+    Component,
+    Participants,
+    start_api,
+    start_operator,
+    start_participants,
+)
 from tests.e2e.plugin import korder
 from tests.support.orders import order_yaml, spec
 from tests.support.waiting import wait_for
@@ -34,18 +39,13 @@ DEADLINE_SECONDS = "6"
 def participants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Participants]:
     """The reference participants, their ledgers in a file: killed and started again."""
     folder = tmp_path_factory.mktemp("retry-participants")
-    port = free_port()
-    env = {
-        **os.environ,
-        "KORDER_PARTICIPANTS_PORT": str(port),
-        "KORDER_PARTICIPANTS_STATE": str(folder / "participants.db"),
-        "KORDER_LOG_LEVEL": "WARNING",
-    }
-    component = _start_component(
-        "korder.participants", folder / "participants.log", env, f"http://127.0.0.1:{port}/health"
+    started = start_participants(
+        folder / "participants.log",
+        KORDER_PARTICIPANTS_STATE=str(folder / "participants.db"),
+        KORDER_LOG_LEVEL="WARNING",
     )
-    yield Participants(component)
-    processes.stop([component.proc])
+    yield started
+    processes.stop([started.component.proc])
 
 
 @pytest.fixture(scope="module")
@@ -78,11 +78,7 @@ def namespace(own_cluster: system.Cluster, request: pytest.FixtureRequest) -> st
 
 @pytest.fixture
 def facade(own_cluster: system.Cluster, namespace: str, tmp_path: Path) -> Iterator[Component]:
-    port = free_port()
-    env = system.component_env(own_cluster.kubeconfig, PORT=str(port), KORDER_NAMESPACE=namespace)
-    component = _start_component(
-        "korder.api", tmp_path / "api.log", env, f"http://127.0.0.1:{port}/health"
-    )
+    component = start_api(own_cluster.kubeconfig, namespace, tmp_path / "api.log")
     yield component
     processes.stop([component.proc])
 
