@@ -75,6 +75,7 @@ from korder.domain.order import (
     Phase,
     RetryRecord,
     clip,
+    instant,
     timestamp,
 )
 from korder.domain.steps import Note, Step
@@ -474,7 +475,7 @@ def _advance(order: Order, status: OrderStatus, now: datetime, *notes: Note) -> 
     entries += [
         HistoryEntry(
             type=note.reason,
-            time=timestamp(now),
+            time=instant(now),
             phase=phase,
             message=clip(note.message, MESSAGE_LENGTH),
             data=dict(note.data) or None,

@@ -135,9 +135,17 @@ def run() -> int:
     try:
         with cluster() as c:
             c.install_crds()
+            # The operator's Lease in korder's own namespace, as in a cluster: where the
+            # console's and `kubectl korder top`'s breakers are read from.
+            namespace = MANIFESTS / "default" / "namespace.yaml"
+            c.kubectl_run("apply", "--server-side", "-f", str(namespace))
             print(f"\nexport KUBECONFIG={c.kubeconfig}\n", file=sys.stderr, flush=True)
             participants_port = os.environ.get("KORDER_PARTICIPANTS_PORT", "8001")
-            env = component_env(c.kubeconfig, **participant_urls(participants_port))
+            env = component_env(
+                c.kubeconfig,
+                KORDER_OPERATOR_LEASE_NAMESPACE=SYSTEM_NAMESPACE,
+                **participant_urls(participants_port),
+            )
             python = sys.executable
             probe_port = env.get("KORDER_OPERATOR_PROBE_PORT", "8081")
             port = env.get("PORT", "8000")

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pydantic
 import pytest
 
-from korder.domain import saga
+from korder.domain import order, saga
 from korder.domain.order import OrderSpec, Phase
 from tests.support.orders import VALID_SPEC, resource, spec
 
@@ -44,3 +44,11 @@ def test_admit_puts_a_new_order_in_pending_with_its_total() -> None:
     assert status.phase == Phase.PENDING
     assert status.total == "44.98"
     assert status.observed_generation == 3
+
+
+def test_a_history_time_has_milliseconds_and_the_rest_whole_seconds() -> None:
+    # A timeline says how long each step took: most take less than a second.
+    now = datetime(2026, 12, 2, 5, 6, 48, 393512, tzinfo=UTC)
+    assert order.instant(now) == "2026-12-02T05:06:48.393Z"
+    assert datetime.fromisoformat(order.instant(now)) == now.replace(microsecond=393000)
+    assert order.timestamp(now) == "2026-12-02T05:06:48Z"

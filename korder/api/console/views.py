@@ -8,8 +8,8 @@ The console has no store of its own. A page, and each live stream, lists the
 namespace's Orders once and keeps one small :class:`Row` per order (a few hundred
 bytes, not the Order), which a watch then keeps current: that is what the totals per
 phase, the filters, the paging and the saga's recent throughput and latency are
-computed from. Times in ``status.history`` have whole seconds, so the latencies here
-do too; the operator's ``korder_saga_duration_seconds`` has the precise figure.
+computed from. Times in ``status.history`` have milliseconds, so the latencies here
+do too; the operator's ``korder_saga_duration_seconds`` has them as a histogram.
 """
 
 from __future__ import annotations
