@@ -51,3 +51,24 @@ def test_an_offered_action_is_one_the_rules_accept(phase: Phase) -> None:
     for action in available(order):
         assert refusal(action, order) is None
         assert action not in (Action.CREATE, Action.UPDATE)
+
+
+def test_a_step_stalled_on_its_deadline_offers_a_retry_and_a_cancel() -> None:
+    # The console's Retry button: offered exactly where the rules accept a retry.
+    stalled = resource(
+        spec(),
+        status={
+            "phase": Phase.PROCESSING_PAYMENT,
+            "conditions": [
+                {
+                    "type": "PaymentCaptured",
+                    "status": "Unknown",
+                    "reason": "DeadlineExceeded",
+                    "message": "saga deadline of 60s exceeded",
+                    "lastTransitionTime": "2026-01-01T00:00:00Z",
+                }
+            ],
+        },
+    )
+    assert available(stalled) == [C, Action.RETRY]
+    assert Action.RETRY not in available(_order(Phase.PROCESSING_PAYMENT))

@@ -280,7 +280,12 @@ async def act(request: Request, order_id: OrderId, action: str, kube: Kube) -> R
             "Idempotency-Key missing",
             "The form carries no key; reload the order's page and press the button again.",
         )
-    body = {"carrier": (form.get("carrier") or [""])[0]} if chosen is Action.FULFILL else None
+    body: dict[str, str] | None = None
+    if chosen is Action.FULFILL:
+        body = {"carrier": (form.get("carrier") or [""])[0]}
+    elif chosen is Action.RETRY:
+        # Who asked, in the order's history: the console (the façade knows no user yet).
+        body = {"requestedBy": "korder console"}
     outcome = await acting.perform(request.app, route, order_id, key, body)
     if outcome.ok:
         query = f"?done={chosen}" + ("&replayed=true" if outcome.replayed else "")
