@@ -46,7 +46,10 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "pydantic (validation, dumps)": ("pydantic/", "pydantic_core/"),
     "kopf": ("kopf/",),
     "lightkube": ("lightkube/",),
-    "httpx / httpcore / h11 / h2": ("httpx/", "httpcore/", "h11/", "h2/", "httpx2/"),
+    # lightkube's httpx2 has its own httpcore2; anyio is both clients' I/O layer.
+    "HTTP clients (httpx, httpcore, h11, anyio)": (
+        *("httpx/", "httpcore/", "h11/", "h2/", "httpx2/", "httpcore2/", "anyio/"),
+    ),
     "aiohttp": ("aiohttp/",),
     "json (stdlib)": ("json/",),
     "logging": ("logging/", "pythonjsonlogger/"),
