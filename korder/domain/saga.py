@@ -227,7 +227,7 @@ def _take_retry(order: Order, now: datetime) -> Advance:
         message = f"Retry {asked.attempt} asked by {who}: {refused}"
         return _advance(order, acted, now, Note("RetryRejected", message, warning=True, data=data))
     resumed = status.model_copy(
-        update={"last_retry": RetryRecord(attempt=asked.attempt, resumed_at=timestamp(now))}
+        update={"last_retry": RetryRecord(attempt=asked.attempt, resumed_at=instant(now))}
     )
     step = conditions.stopped(status)
     what = "the compensation"
