@@ -6,6 +6,7 @@ reservation and one charge per order, whatever the clients retried.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import httpx
@@ -79,7 +80,8 @@ def test_demo_flow_create_update_process_events_fulfil(
     phases = [e["phase"] for e in events if e["phase"]]
     assert phases[-1] == "Fulfilled"
     assert phases.index("Confirmed") < phases.index("Processing") < phases.index("Fulfilled")
-    times = [e["time"] for e in events]
+    # Oldest first, as instants: history has milliseconds, Events microseconds.
+    times = [datetime.fromisoformat(e["time"]) for e in events]
     assert times == sorted(times)
 
     # Once fulfilled: no cancellation, no change; the order stays as it is.
