@@ -123,6 +123,8 @@ def korder_system(facade_port: int | None = None) -> Iterator[System]:
             KORDER_OPERATOR_LEADER_ELECTION="false",
             KORDER_LOG_LEVEL="WARNING",
             KORDER_NAMESPACE=NAMESPACE,
+            # The load sends no token; a cached review costs no API call (korder.api.access).
+            KORDER_ALLOW_UNAUTHENTICATED="true",
             PORT=str(facade_port or api_port),
             **system.participant_urls(str(p_port)),
         )

@@ -23,6 +23,8 @@ KOPF_ANNOTATION_PREFIX: Final = GROUP
 
 ANNOTATION_IDEMPOTENCY_KEY: Final = f"{GROUP}/idempotency-key"
 ANNOTATION_REQUEST_FINGERPRINT: Final = f"{GROUP}/request-fingerprint"
+#: The digest of the caller whose Idempotency-Key made the order (korder.api.access.Caller.scope).
+ANNOTATION_IDEMPOTENCY_CALLER: Final = f"{GROUP}/idempotency-caller"
 LABEL_CUSTOMER: Final = f"{GROUP}/customer"
 #: The facade's trace context (W3C traceparent, tracestate) as JSON, written with the
 #: create, so the operator's spans continue the request's trace (korder.tracing).

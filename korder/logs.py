@@ -41,7 +41,15 @@ from pythonjsonlogger.json import JsonFormatter
 #: the exception: it is whatever span is current (:func:`korder.tracing.configure`
 #: sets :data:`trace_id_of`), since spans start in code that knows nothing of logs
 #: (OpenTelemetry's FastAPI middleware).
-CONTEXT_FIELDS = ("request_id", "idempotency_key", "namespace", "order", "uid", "trace_id")
+CONTEXT_FIELDS = (
+    "request_id",
+    "idempotency_key",
+    "user",
+    "namespace",
+    "order",
+    "uid",
+    "trace_id",
+)
 
 Format = Literal["auto", "text", "json"]
 

@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address the REST facade binds to.")
     namespace: str = Field(
         default="default",
-        description="Namespace the facade creates Orders in (the operator watches all).",
+        description="The facade's default namespace: the one /orders serves "
+        "(/namespaces/{namespace}/orders serves any other; the operator watches all).",
     )
     operator_probe_port: int = Field(
         default=8081,
@@ -42,6 +43,21 @@ class Settings(BaseSettings):
     )
     operator_probe_host: str = Field(
         default="127.0.0.1", description="Address the operator's liveness endpoint binds to."
+    )
+    allow_unauthenticated: bool = Field(
+        default=False,
+        description="Let REST and console requests without a bearer token through, acting "
+        "with the facade's own rights: for make run and demos on a laptop. Off, every "
+        "request needs 'Authorization: Bearer <token>' that the API server accepts (401 "
+        "otherwise). A request with a token is always reviewed.",
+    )
+    auth_cache_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="How long the facade keeps the API server's answer about a token "
+        "(TokenReview) and about a permission (SubjectAccessReview): a revoked token or a "
+        "removed RoleBinding counts within this long.",
     )
     idempotency_key_required: bool = Field(
         default=False,

@@ -1,19 +1,25 @@
 """FastAPI dependencies, as ``Annotated`` aliases the routes take as parameters.
 
 The headers the writes share (Idempotency-Key, Prefer, If-Match) are parsed here
-once, so every route documents and validates them the same way.
+once, so every route documents and validates them the same way. So is who may do
+what: each route takes the :class:`Tenant` alias of its verb (``Creating``,
+``Reading``...), which authenticates the caller, finds the namespace (the path's
+``/namespaces/{namespace}``, or the façade's default) and asks Kubernetes whether
+the caller may (:mod:`korder.api.access`) before the route reads a byte of an order.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Request
+from fastapi.security import HTTPBearer
 from lightkube import AsyncClient
 
-from korder.api import idempotency, waiting
+from korder import logs
+from korder.api import access, idempotency, waiting
 from korder.api.problems import Problem
 from korder.settings import Settings, get_settings
 
@@ -87,6 +93,87 @@ def _order_id(order_id: Annotated[str, Path(description="The order's id.")]) -> 
 
 
 OrderId = Annotated[str, Depends(_order_id)]
+
+# A namespace name (DNS-1123 label): anything else cannot hold an order.
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def namespace_in_path(
+    namespace: Annotated[
+        str, Path(description="The namespace (tenant) of the orders.", max_length=63)
+    ],
+) -> str:
+    """The ``{namespace}`` of ``/namespaces/{namespace}/orders``; 404 when it cannot be one.
+
+    The routes under that prefix take it as a router dependency (so it is documented
+    and checked); :func:`_tenant` reads it from the path.
+    """
+    if not _NAMESPACE.match(namespace):
+        raise Problem(
+            404,
+            "namespace-not-found",
+            "Namespace not found",
+            f"There is no namespace {namespace!r}.",
+        )
+    return namespace
+
+
+# Documents the bearer token in OpenAPI (security scheme "HTTPBearer"); the header
+# itself is parsed by access.bearer_token, whose 401 says what is wrong with it.
+_BEARER = HTTPBearer(
+    auto_error=False,
+    description="A Kubernetes bearer token the API server accepts: "
+    "`kubectl create token <service-account>`, or an OIDC token of the cluster.",
+)
+
+
+def _gate(request: Request) -> access.Gate:
+    gate: access.Gate = request.app.state.gate
+    return gate
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """Who is asking, and in which namespace: what a route acts as and where.
+
+    ``namespace`` is None for a list across every namespace.
+    """
+
+    caller: access.Caller
+    namespace: str | None
+
+
+def _allowed(verb: str, *, across: bool = False) -> Any:
+    """The dependency of a route that does ``verb`` on orders: a :class:`Tenant`, or 401/403.
+
+    ``across`` lets the request ask for every namespace (``allNamespaces=true``), which
+    needs ``verb`` at the cluster scope.
+    """
+
+    async def tenant(
+        request: Request,
+        settings: AppSettings,
+        _: Annotated[object, Depends(_BEARER)],
+    ) -> Tenant:
+        gate = _gate(request)
+        caller = await gate.caller(access.bearer_token(request.headers.get("authorization")))
+        logs.bind(user=caller.name)  # the access line says who asked; never the token
+        namespace: str | None = request.path_params.get("namespace") or settings.namespace
+        if across and request.query_params.get("allNamespaces") in ("true", "1"):
+            namespace = None
+        await gate.require(caller, verb, namespace)
+        return Tenant(caller, namespace)
+
+    return Depends(tenant)
+
+
+Creating = Annotated[Tenant, _allowed("create")]
+Reading = Annotated[Tenant, _allowed("get")]
+Listing = Annotated[Tenant, _allowed("list", across=True)]
+Watching = Annotated[Tenant, _allowed("watch")]
+Updating = Annotated[Tenant, _allowed("update")]
+Patching = Annotated[Tenant, _allowed("patch")]
+Deleting = Annotated[Tenant, _allowed("delete")]
 
 
 @dataclass(frozen=True)

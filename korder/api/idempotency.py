@@ -15,6 +15,13 @@ no store of our own: the Order resource is the record.
   patch as the action and guarded by the resourceVersion the decision was made on.
   A twin that loses that race re-reads, finds the record and replays.
 
+A key belongs to its caller, as the draft ties it to the client: the caller's scope
+(a digest of their identity, :attr:`korder.api.access.Caller.scope`) goes into the
+name's hash and into each record, so the same key from two callers makes two
+orders, and neither replays, nor learns anything of, the other's. Without
+authentication (``KORDER_ALLOW_UNAUTHENTICATED``) the scope is empty and the names
+are what they were before keys had callers.
+
 The draft makes the field a Structured Field String (``"abc"``); many clients send
 the bare token (``abc``), so both are accepted and mean the same key.
 """
@@ -79,18 +86,23 @@ def fingerprint(method: str, route: str, body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def resource_name(key: str) -> str:
-    """The Order name for a create with ``key``: deterministic and a valid DNS label."""
-    digest = hashlib.sha256(key.encode()).digest()
+def resource_name(key: str, scope: str = "") -> str:
+    """The Order name for a create with ``key`` by the caller of ``scope``: deterministic,
+    a valid DNS label, and telling nothing of the caller or the key."""
+    material = f"{scope}\0{key}" if scope else key
+    digest = hashlib.sha256(material.encode()).digest()
     encoded = base64.b32encode(digest).decode().lower()
     return NAME_PREFIX + encoded[:_NAME_HASH_CHARS]
 
 
-def create_annotations(key: str, request_fingerprint: str) -> dict[str, str]:
-    return {
+def create_annotations(key: str, request_fingerprint: str, scope: str = "") -> dict[str, str]:
+    annotations = {
         constants.ANNOTATION_IDEMPOTENCY_KEY: key,
         constants.ANNOTATION_REQUEST_FINGERPRINT: request_fingerprint,
     }
+    if scope:
+        annotations[constants.ANNOTATION_IDEMPOTENCY_CALLER] = scope
+    return annotations
 
 
 def _reused() -> Problem:
@@ -102,14 +114,17 @@ def _reused() -> Problem:
     )
 
 
-def check_created(existing: Order, key: str, request_fingerprint: str) -> None:
+def check_created(existing: Order, key: str, request_fingerprint: str, scope: str = "") -> None:
     """Return when ``existing`` is the order a create with this key and request made.
 
     Raises 422 when the key made it for a different request, and 409 when the name is
     taken by an order that this key did not make.
     """
     annotations = existing.metadata.annotations
-    if annotations.get(constants.ANNOTATION_IDEMPOTENCY_KEY) != key:
+    if (
+        annotations.get(constants.ANNOTATION_IDEMPOTENCY_KEY) != key
+        or annotations.get(constants.ANNOTATION_IDEMPOTENCY_CALLER, "") != scope
+    ):
         raise Problem(
             409,
             "idempotency-key-collision",
@@ -127,6 +142,8 @@ class Record:
     key: str
     fingerprint: str
     status: int
+    #: The scope of the caller who sent it ("" without authentication).
+    caller: str = ""
 
 
 def records_of(order: Order) -> list[Record]:
@@ -136,17 +153,19 @@ def records_of(order: Order) -> list[Record]:
         return []
     try:
         return [
-            Record(str(r["key"]), str(r["fingerprint"]), int(r["status"])) for r in json.loads(raw)
+            Record(str(r["key"]), str(r["fingerprint"]), int(r["status"]), str(r.get("caller", "")))
+            for r in json.loads(raw)
         ]
     except (ValueError, TypeError, KeyError):
         # Someone edited the annotation by hand; forgetting is safer than failing every write.
         return []
 
 
-def replay_of(order: Order, key: str, request_fingerprint: str) -> Record | None:
-    """The record to replay for ``key``, None when the key is new; 422 on another request."""
+def replay_of(order: Order, key: str, request_fingerprint: str, scope: str = "") -> Record | None:
+    """The record to replay for ``key`` of the caller of ``scope``, None when the key is
+    new to them; 422 when they used it for another request."""
     for record in records_of(order):
-        if record.key == key:
+        if record.key == key and record.caller == scope:
             if record.fingerprint != request_fingerprint:
                 raise _reused()
             return record

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
 from korder import __version__, constants
-from korder.api import console, middleware, problems, waiting
+from korder.api import access, console, deps, middleware, problems, waiting
 from korder.api.routes import health, metrics, orders
 from korder.kube import orders as kube_orders
 from korder.settings import get_settings
@@ -25,6 +26,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.kube.close()
 
 
+def _operation_id(route: APIRoute) -> str:
+    """``create_order`` -> ``createOrder``: the function's name, in camelCase."""
+    first, *rest = route.name.split("_")
+    return first + "".join(word.title() for word in rest)
+
+
+def _namespaced_operation_id(route: APIRoute) -> str:
+    """``create_order`` -> ``createNamespacedOrder``, as Kubernetes' own API names them."""
+    verb, *rest = route.name.split("_")
+    return verb + "Namespaced" + "".join(word.title() for word in rest)
+
+
 def create_app() -> FastAPI:
     settings = get_settings()
     app = FastAPI(
@@ -36,7 +49,14 @@ def create_app() -> FastAPI:
     problems.install(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
-    app.include_router(orders.router)
+    # The seed's /orders, in the default namespace, and the same routes for any tenant.
+    app.include_router(orders.router, prefix="/orders", generate_unique_id_function=_operation_id)
+    app.include_router(
+        orders.router,
+        prefix="/namespaces/{namespace}/orders",
+        dependencies=[Depends(deps.namespace_in_path)],
+        generate_unique_id_function=_namespaced_operation_id,
+    )
     console.install(app)
     # One registry per app, so an app built in a test does not collide with another.
     app.state.metrics = CollectorRegistry()
@@ -46,6 +66,11 @@ def create_app() -> FastAPI:
     PlatformCollector(registry=app.state.metrics)
     GCCollector(registry=app.state.metrics)
     app.state.waits = waiting.Waits(app.state.metrics)
+    app.state.gate = access.Gate(
+        lambda: app.state.kube,
+        allow_unauthenticated=settings.allow_unauthenticated,
+        cache_seconds=settings.auth_cache_seconds,
+    )
     app.state.readiness = health.Readiness(settings.health_cache_seconds)
     # Added last runs first: the limit refuses a body before anything else reads it,
     # the metrics count that refusal too, and every answer carries its request id.

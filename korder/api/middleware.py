@@ -82,11 +82,12 @@ class RequestContext(serving.RequestContext):
 
     def __init__(self, app: ASGIApp, namespace: str) -> None:
         def order(scope: Scope, headers: list[tuple[bytes, bytes]]) -> dict[str, str | None]:
-            name = (scope.get("path_params") or {}).get("order_id")
+            params = scope.get("path_params") or {}
+            name = params.get("order_id")
             location = serving.header(headers, b"location")
-            if not name and location and location.startswith(b"/orders/"):
-                name = location.removeprefix(b"/orders/").decode("ascii", "replace")
-            return {"order": name, "namespace": namespace} if name else {}
+            if not name and location and b"/orders/" in location:
+                name = location.rsplit(b"/orders/", 1)[1].decode("ascii", "replace")
+            return {"order": name, "namespace": params.get("namespace", namespace)} if name else {}
 
         super().__init__(app, failure=_internal, order=order)
 

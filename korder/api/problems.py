@@ -53,7 +53,9 @@ def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 _TEXT = {
     400: "Malformed request or Idempotency-Key",
-    404: "No such order",
+    401: "No bearer token, or one the Kubernetes API server does not accept",
+    403: "Kubernetes RBAC does not let the caller do this on orders in this namespace",
+    404: "No such order (or namespace)",
     409: "Wrong phase for the action, or a concurrent change",
     412: "If-Match does not match the order's ETag",
     413: "Request body too large",
@@ -166,8 +168,9 @@ def from_kube(exc: orders.KubeError) -> Problem:
             503,
             "api-server-unavailable",
             "Service unavailable",
-            "The Kubernetes API server refused this service's credentials for now (it may "
-            "be starting); retry later. The refusal is logged for the operators.",
+            "The Kubernetes API server refused this service's credentials: it may be "
+            "starting (retry later), or the service is not bound in this namespace (an "
+            "administrator binds the korder-api ClusterRole there). The refusal is logged.",
             {"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     if isinstance(exc, orders.Unavailable):

@@ -117,6 +117,9 @@ class OrderView(CamelModel):
     """An order as the API shows it: what was asked for and where the saga is."""
 
     id: str = Field(description="The order's id: its resource name.")
+    namespace: str | None = Field(
+        default=None, description="The namespace (tenant) the order belongs to."
+    )
     status: Phase = Field(description="The saga phase; Pending until the operator has seen it.")
     customer: Customer
     items: list[LineItem]
@@ -152,6 +155,7 @@ class OrderView(CamelModel):
         spec, status, meta = order.spec, order.status, order.metadata
         return cls(
             id=meta.name,
+            namespace=meta.namespace,
             status=status.phase or Phase.PENDING,
             customer=spec.customer,
             items=spec.items,

@@ -83,7 +83,9 @@ async def _watch(
     meta = order.metadata
     latest = order
     try:
-        async for changed in orders.watch(kube, meta.name, meta.resource_version, seconds):
+        async for changed in orders.watch(
+            kube, meta.name, meta.resource_version, seconds, meta.namespace
+        ):
             latest = changed
             if rules.settled(action, changed):
                 break

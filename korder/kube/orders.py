@@ -196,8 +196,10 @@ async def create(
     name: str | None = None,
     generate_name: str | None = None,
     annotations: dict[str, str] | None = None,
+    namespace: str | None = None,
 ) -> Order:
-    """Create an Order; with tracing on, one client span for the write, carried on the Order.
+    """Create an Order (in ``namespace``, or the client's); with tracing on, one client
+    span for the write, carried on the Order.
 
     The span's context is written as the trace annotation, so the operator's spans of
     this order are its descendants (:mod:`korder.tracing`).
@@ -206,12 +208,14 @@ async def create(
         _TRACER,
         f"create {constants.KIND}",
         kind=trace.SpanKind.CLIENT,
-        attributes={"k8s.namespace.name": client.namespace},
+        attributes={"k8s.namespace.name": namespace or client.namespace},
     ) as span:
         carried = tracing.context_annotation()
         if carried is not None:
             annotations = {**(annotations or {}), constants.ANNOTATION_TRACE_CONTEXT: carried}
         body = manifest(spec, name=name, generate_name=generate_name, annotations=annotations)
+        if namespace:
+            body["metadata"]["namespace"] = namespace
         with translated():
             created = await client.create(OrderResource(body))  # type: ignore[call-overload]
         order = to_order(created)
@@ -246,7 +250,11 @@ async def update(
         merge_patch["spec"] = changed
     with translated():
         patched = await client.patch(
-            OrderResource, order.metadata.name, merge_patch, patch_type=PatchType.MERGE
+            OrderResource,
+            order.metadata.name,
+            merge_patch,
+            namespace=order.metadata.namespace,
+            patch_type=PatchType.MERGE,
         )
     return to_order(patched)
 
@@ -265,8 +273,10 @@ async def list_page(
     limit: int,
     continue_token: str | None = None,
     field_selector: dict[str, str] | None = None,
+    namespace: str | None = None,
 ) -> Page:
-    """One page of Orders in the client's namespace, in the API server's (name) order.
+    """One page of Orders in ``namespace`` (``"*"``: every namespace; None: the client's),
+    in the API server's order (by namespace, then name).
 
     An expired or foreign ``continue_token`` is :class:`Invalid` (the API server says 410
     or 400 for it), so the caller can tell the client to start over.
@@ -277,7 +287,7 @@ async def list_page(
         "fieldSelector": _selector(field_selector),
     }
     try:
-        body = await _list_raw(client, OrderResource, params)
+        body = await _list_raw(client, OrderResource, params, namespace=namespace)
     except KubeError as exc:
         if continue_token and not isinstance(exc, Unavailable | NotFound):
             raise Invalid(f"the continue token is not valid (any more): {exc.message}") from exc
@@ -331,9 +341,10 @@ class KubeEvent:
     time: str  # RFC 3339; the Event's own time, or when it was stored
 
 
-async def events_of(client: AsyncClient, uid: str) -> list[KubeEvent]:
-    """The Kubernetes Events whose involvedObject is the object with ``uid``."""
-    body = await _list_raw(client, Event, {"fieldSelector": _selector({"involvedObject.uid": uid})})
+async def events_of(client: AsyncClient, uid: str, namespace: str | None = None) -> list[KubeEvent]:
+    """The Kubernetes Events in ``namespace`` whose involvedObject is the object with ``uid``."""
+    params = {"fieldSelector": _selector({"involvedObject.uid": uid})}
+    body = await _list_raw(client, Event, params, namespace=namespace)
     return [kube_event(item) for item in body.get("items") or []]
 
 
@@ -374,36 +385,47 @@ async def _list_raw(
 
 
 async def watch(
-    client: AsyncClient, name: str, resource_version: str, seconds: float
+    client: AsyncClient,
+    name: str,
+    resource_version: str,
+    seconds: float,
+    namespace: str | None = None,
 ) -> AsyncIterator[Order]:
-    """The Order ``name`` each time it changes after ``resource_version``, for ``seconds``.
+    """The Order ``name`` (in ``namespace``, or the client's) each time it changes after
+    ``resource_version``, for ``seconds``.
 
     Ends quietly when the time is up or the order is deleted.
     """
     fields: FieldSelector = {"metadata.name": name}
-    async for kind, order in _watch(client, fields, resource_version, seconds):
+    async for kind, order in _watch(client, fields, resource_version, seconds, namespace):
         if kind == "DELETED":
             return
         yield order
 
 
 async def watch_all(
-    client: AsyncClient, resource_version: str, seconds: float
+    client: AsyncClient, resource_version: str, seconds: float, namespace: str | None = None
 ) -> AsyncIterator[tuple[str, Order]]:
-    """Each change to an Order of the client's namespace after ``resource_version``, for
-    ``seconds``: (``ADDED``, ``MODIFIED`` or ``DELETED``, the order). Ends quietly when the
-    time is up; a resourceVersion too old to watch from raises :class:`KubeError`."""
-    async for change in _watch(client, None, resource_version, seconds):
+    """Each change to an Order of ``namespace`` (None: the client's) after
+    ``resource_version``, for ``seconds``: (``ADDED``, ``MODIFIED`` or ``DELETED``, the
+    order). Ends quietly when the time is up; a resourceVersion too old to watch from
+    raises :class:`KubeError`."""
+    async for change in _watch(client, None, resource_version, seconds, namespace):
         yield change
 
 
 async def _watch(
-    client: AsyncClient, fields: FieldSelector | None, resource_version: str, seconds: float
+    client: AsyncClient,
+    fields: FieldSelector | None,
+    resource_version: str,
+    seconds: float,
+    namespace: str | None = None,
 ) -> AsyncIterator[tuple[str, Order]]:
     # The API server closes a watch after timeoutSeconds; lightkube would reconnect, our
     # deadline stops it.
     events = client.watch(
         OrderResource,
+        namespace=namespace,
         fields=fields,
         resource_version=resource_version,
         server_timeout=max(1, int(seconds) + 1),

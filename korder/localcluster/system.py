@@ -141,8 +141,12 @@ def run() -> int:
             c.kubectl_run("apply", "--server-side", "-f", str(namespace))
             print(f"\nexport KUBECONFIG={c.kubeconfig}\n", file=sys.stderr, flush=True)
             participants_port = os.environ.get("KORDER_PARTICIPANTS_PORT", "8001")
+            # make run is a laptop's: requests without a token act as the façade, unless
+            # KORDER_ALLOW_UNAUTHENTICATED=false asks for tokens as a cluster would.
+            local = os.environ.get("KORDER_ALLOW_UNAUTHENTICATED", "true")
             env = component_env(
                 c.kubeconfig,
+                KORDER_ALLOW_UNAUTHENTICATED=local,
                 KORDER_OPERATOR_LEASE_NAMESPACE=SYSTEM_NAMESPACE,
                 **participant_urls(participants_port),
             )

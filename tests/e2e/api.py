@@ -32,16 +32,18 @@ def created(facade: Component, **kwargs: Any) -> dict[str, Any]:
     return body
 
 
-def get(facade: Component, order_id: str) -> dict[str, Any]:
-    response = httpx.get(f"{facade.url}/orders/{order_id}")
+def get(facade: Component, order_id: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    response = httpx.get(f"{facade.url}/orders/{order_id}", headers=headers)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
 
 
-def wait_for_status(facade: Component, order_id: str, *statuses: str) -> dict[str, Any]:
+def wait_for_status(
+    facade: Component, order_id: str, *statuses: str, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     def reached() -> dict[str, Any] | None:
-        order = get(facade, order_id)
+        order = get(facade, order_id, headers)
         return order if order["status"] in statuses else None
 
     found = wait_for(reached, timeout=60, what=f"order {order_id} to reach {statuses}")

@@ -36,6 +36,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from korder.localcluster import binaries, processes, system
 from korder.localcluster.controlplane import ControlPlane, free_port
@@ -307,7 +308,10 @@ def start_facade(
         else:
             port = free_port()
             env = system.component_env(
-                kubeconfig or identities.api, PORT=str(port), KORDER_NAMESPACE=namespace, **settings
+                kubeconfig or identities.api,
+                PORT=str(port),
+                KORDER_NAMESPACE=namespace,
+                **{"KORDER_ALLOW_UNAUTHENTICATED": "true", **settings},
             )
             url = f"http://127.0.0.1:{port}/health"
             proc = processes.spawn([sys.executable, "-m", "korder.api"], log=log, env=env)
@@ -324,7 +328,13 @@ def start_api(kubeconfig: Path, namespace: str, log: Path, **settings: str) -> C
     """A facade process on a free port, serving ``namespace``, once it answers /health."""
     port = free_port()
     # The operator's Leases (the console's breakers) are where the suite's operator keeps them.
-    settings = {"KORDER_OPERATOR_LEASE_NAMESPACE": system.SYSTEM_NAMESPACE, **settings}
+    # Requests without a token are let through, as in make run, unless a test turns that
+    # off: who may call is test_api_access's subject, the rest test what a call does.
+    settings = {
+        "KORDER_OPERATOR_LEASE_NAMESPACE": system.SYSTEM_NAMESPACE,
+        "KORDER_ALLOW_UNAUTHENTICATED": "true",
+        **settings,
+    }
     env = system.component_env(kubeconfig, PORT=str(port), KORDER_NAMESPACE=namespace, **settings)
     return _start_component("korder.api", log, env, f"http://127.0.0.1:{port}/health")
 
@@ -350,6 +360,63 @@ def bind_api(kubectl: Kubectl, namespace: str) -> str:
         what="the RoleBinding to take effect",
     )  # fmt: skip
     return "korder-api"
+
+
+@dataclass(frozen=True)
+class Account:
+    """A ServiceAccount of a test's with a role on orders: a caller of the façade.
+
+    ``token`` is its bearer token (the TokenRequest API's, as ``kubectl create token``
+    gives it); ``kubeconfig`` authenticates as it, for ``kubectl korder``.
+    """
+
+    user: str
+    token: str
+    kubeconfig: Path
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+AccountFactory = Callable[..., Account]
+
+
+@pytest.fixture
+def account(cluster: system.Cluster, kubectl: Kubectl, tmp_path: Path) -> AccountFactory:
+    """Make a ServiceAccount ``name`` in ``namespace`` holding ``clusterrole`` there
+    (``cluster_wide=True``: in every namespace), once the authorizer honours it."""
+
+    def make(namespace: str, name: str, clusterrole: str, cluster_wide: bool = False) -> Account:
+        user = f"system:serviceaccount:{namespace}:{name}"
+        kubectl("create", "serviceaccount", name, "-n", namespace)
+        if cluster_wide:
+            binding = f"{namespace}-{name}"
+            kubectl(
+                "create", "clusterrolebinding", binding,
+                f"--clusterrole={clusterrole}", f"--serviceaccount={namespace}:{name}",
+            )  # fmt: skip
+            where = ["--all-namespaces"]
+        else:
+            kubectl(
+                "create", "rolebinding", name, "-n", namespace,
+                f"--clusterrole={clusterrole}", f"--serviceaccount={namespace}:{name}",
+            )  # fmt: skip
+            where = ["-n", namespace]
+        wait_for(
+            lambda: kubectl(
+                "auth", "can-i", f"--as={user}", "get", "orders.korder.dev", *where, check=False
+            ).stdout.strip() == "yes",
+            timeout=10,
+            what=f"{user}'s binding to take effect",
+        )  # fmt: skip
+        kubeconfig = cluster.service_account_kubeconfig(
+            name, tmp_path / f"{namespace}-{name}.kubeconfig", namespace=namespace
+        )
+        config = yaml.safe_load(kubeconfig.read_text())
+        return Account(user, config["users"][0]["user"]["token"], kubeconfig)
+
+    return make
 
 
 def _answers(url: str) -> bool:

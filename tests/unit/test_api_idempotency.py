@@ -101,3 +101,21 @@ def test_annotation_keys_are_korders() -> None:
         constants.ANNOTATION_REQUEST_FINGERPRINT,
     }
     assert idempotency.RECORDS_ANNOTATION.startswith("korder.dev/")
+
+
+def test_a_key_belongs_to_its_caller() -> None:
+    alice, bob = "a" * 32, "b" * 32
+    # Without a caller the name is what it always was; with one, each caller has their own.
+    assert idempotency.resource_name("k", "") == idempotency.resource_name("k")
+    names = {idempotency.resource_name("k", scope) for scope in ("", alice, bob)}
+    assert len(names) == 3
+    order = _order(idempotency.create_annotations("k", "fp", alice))
+    idempotency.check_created(order, "k", "fp", alice)
+    with pytest.raises(Problem) as foreign:
+        idempotency.check_created(order, "k", "fp", bob)
+    assert foreign.value.status == 409, "another caller's order is never replayed"
+    record = idempotency.Record("k", "fp", 202, alice)
+    acted = _order(idempotency.records_annotation(_order({}), record, limit=3))
+    assert idempotency.replay_of(acted, "k", "fp", alice) == record
+    # Bob's same key, even with another request, is new to him: no replay, no 422.
+    assert idempotency.replay_of(acted, "k", "other", bob) is None

@@ -9,6 +9,16 @@ concurrent write (a twin, the operator) got there first. The spec field an actio
 sets, and whether the order allows it, come from the domain
 (:func:`korder.domain.actions.request`, :func:`korder.domain.rules.refusal`), as
 they do for the ``kubectl korder`` plugin.
+
+Each route is served twice: under ``/orders`` in the façade's default namespace
+(the seed's paths) and under ``/namespaces/{namespace}/orders`` for any tenant
+(:func:`korder.api.main.create_app` includes :data:`router` at both prefixes). Each
+takes the dependency of its verb (``Creating``, ``Reading``...), so nothing here runs
+for a caller Kubernetes would not let do it (:mod:`korder.api.access`).
+
+A caller with no right in a namespace gets 403 for any order id there, whether the
+order exists or not: the permission is decided on the namespace before an order is
+read, so the answer tells them nothing of another tenant's orders.
 """
 
 from __future__ import annotations
@@ -18,14 +28,21 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from korder.api import idempotency, waiting
 from korder.api.deps import (
     AppSettings,
+    Creating,
+    Deleting,
     IdempotencyKey,
     Kube,
+    Listing,
     OrderId,
+    Patching,
+    Reading,
+    Tenant,
+    Updating,
     Wait,
     Waits,
     Write,
@@ -47,12 +64,12 @@ from korder.domain.actions import Action
 from korder.domain.order import Carrier, Customer, Order, OrderSpec, Phase
 from korder.kube import orders
 
-router = APIRouter(prefix="/orders", tags=["orders"])
+router = APIRouter(tags=["orders"])
 log = logging.getLogger(__name__)
 
 #: How often a write re-reads and retries when the order changed under it.
 _ATTEMPTS = 8
-_WRITE_ERRORS = documented(400, 404, 409, 412, 413, 422, 503)
+_WRITE_ERRORS = documented(400, 401, 403, 404, 409, 412, 413, 422, 503)
 # The filter takes what a customer id may be, as the domain model says.
 _CUSTOMER_ID_PATTERN: str = Customer.model_json_schema()["properties"]["id"]["pattern"]
 
@@ -83,9 +100,9 @@ def _not_found(order_id: str) -> Problem:
     return Problem(404, "order-not-found", "Order not found", f"There is no order {order_id!r}.")
 
 
-async def _read(kube: Kube, order_id: str) -> Order:
+async def _read(kube: Kube, order_id: str, namespace: str | None) -> Order:
     try:
-        return await orders.get(kube, order_id)
+        return await orders.get(kube, order_id, namespace)
     except orders.NotFound as exc:
         raise _not_found(order_id) from exc
 
@@ -115,55 +132,76 @@ def _answer(
     "",
     status_code=201,
     response_model=OrderView,
-    operation_id="createOrder",
-    responses={**documented(400, 409, 413, 422, 503), **_headers(201, *_WRITE_HEADERS, "Location")},
+    responses={
+        **documented(400, 401, 403, 404, 409, 413, 422, 503),
+        **_headers(201, *_WRITE_HEADERS, "Location"),
+    },
 )
 async def create_order(
     body: CreateOrder,
+    tenant: Creating,
     kube: Kube,
     key: IdempotencyKey,
     wait: Wait,
     waits: Waits,
+    request: Request,
     response: Response,
 ) -> OrderView:
     """Create an Order resource; the operator runs its saga from there.
 
-    With an Idempotency-Key the order's name comes from the key, so a retry (from any
-    replica) finds the order the first request made and replays it.
+    With an Idempotency-Key the order's name comes from the key and the caller, so a
+    retry (from any replica) finds the order the first request made and replays it,
+    and another caller's same key makes another order.
     """
     spec = body.to_spec()
     replayed = False
-    if key is None:
-        order = await orders.create(kube, spec, generate_name="ord-")
-    else:
-        order, replayed = await _create_once(kube, spec, key)
+    try:
+        if key is None:
+            order = await orders.create(
+                kube, spec, generate_name="ord-", namespace=tenant.namespace
+            )
+        else:
+            order, replayed = await _create_once(kube, spec, key, tenant)
+    except orders.NotFound as exc:  # the namespace: an order's own is never missing here
+        raise Problem(
+            404,
+            "namespace-not-found",
+            "Namespace not found",
+            f"There is no namespace {tenant.namespace!r} to create the order in.",
+        ) from exc
     if wait is not None:
         order = await waiting.until_settled(kube, order, Action.CREATE, wait, waits)
     view = _answer(response, order, status=201, replayed=replayed, waited=wait)
-    response.headers["Location"] = f"/orders/{view.id}"
+    # /orders/{id} or /namespaces/{namespace}/orders/{id}: where this route was asked.
+    response.headers["Location"] = f"{request.url.path.rstrip('/')}/{view.id}"
     return view
 
 
-async def _create_once(kube: Kube, spec: OrderSpec, key: str) -> tuple[Order, bool]:
-    """Create the order named by ``key``, or find the one an earlier request made.
+async def _create_once(kube: Kube, spec: OrderSpec, key: str, tenant: Tenant) -> tuple[Order, bool]:
+    """Create the order named by ``key`` and its caller, or find the one an earlier
+    request of theirs made.
 
     Returns the order and whether it is a replay; 422/409 from :func:`check_created`.
     """
     fingerprint = idempotency.fingerprint(
         "POST", "/orders", spec.model_dump(mode="json", by_alias=True)
     )
-    name = idempotency.resource_name(key)
-    annotations = idempotency.create_annotations(key, fingerprint)
+    scope, namespace = tenant.caller.scope, tenant.namespace
+    name = idempotency.resource_name(key, scope)
+    annotations = idempotency.create_annotations(key, fingerprint, scope)
     for _ in range(_ATTEMPTS):
         try:
-            return await orders.create(kube, spec, name=name, annotations=annotations), False
+            created = await orders.create(
+                kube, spec, name=name, annotations=annotations, namespace=namespace
+            )
+            return created, False
         except orders.AlreadyExists:
             pass
         try:
-            existing = await orders.get(kube, name)
+            existing = await orders.get(kube, name, namespace)
         except orders.NotFound:
             continue  # deleted between our create and our read: create again
-        idempotency.check_created(existing, key, fingerprint)
+        idempotency.check_created(existing, key, fingerprint, scope)
         return existing, True
     raise Problem(
         409, "conflict", "Conflict", "The order was created and deleted repeatedly; retry."
@@ -173,10 +211,10 @@ async def _create_once(kube: Kube, spec: OrderSpec, key: str) -> tuple[Order, bo
 @router.get(
     "",
     response_model=OrderList,
-    operation_id="listOrders",
-    responses=documented(400, 422, 503),
+    responses=documented(400, 401, 403, 422, 503),
 )
 async def list_orders(
+    tenant: Listing,
     kube: Kube,
     settings: AppSettings,
     status: Annotated[Phase | None, Query(description="Only orders in this phase.")] = None,
@@ -202,8 +240,17 @@ async def list_orders(
             description="The token of the previous page's 'continue', for the next page.",
         ),
     ] = None,
+    all_namespaces: Annotated[
+        bool,
+        Query(
+            alias="allNamespaces",
+            description="Orders of every namespace (needs list on orders cluster-wide).",
+        ),
+    ] = False,
 ) -> OrderList:
-    """Orders in name order, a page at a time, filtered by phase and customer."""
+    """Orders in name order (namespace first, across namespaces), a page at a time,
+    filtered by phase and customer."""
+    del all_namespaces  # read by the Listing dependency, which decides the namespace
     fields = {}
     if status is not None:
         fields["status.phase"] = str(status)
@@ -215,6 +262,7 @@ async def list_orders(
             limit=limit or settings.page_size,
             continue_token=continue_token or None,
             field_selector=fields,
+            namespace=tenant.namespace or "*",
         )
     except orders.Invalid as exc:
         raise Problem(
@@ -234,35 +282,34 @@ async def list_orders(
 @router.get(
     "/{order_id}",
     response_model=OrderView,
-    operation_id="getOrder",
-    responses={**documented(404, 503), **_headers(200, "ETag")},
+    responses={**documented(401, 403, 404, 503), **_headers(200, "ETag")},
 )
-async def get_order(order_id: OrderId, kube: Kube, response: Response) -> OrderView:
+async def get_order(
+    order_id: OrderId, tenant: Reading, kube: Kube, response: Response
+) -> OrderView:
     """The order and where its saga is; the ETag is its resourceVersion."""
-    return _answer(response, await _read(kube, order_id), status=200)
+    return _answer(response, await _read(kube, order_id, tenant.namespace), status=200)
 
 
 @router.get(
     "/{order_id}/events",
     response_model=OrderEvents,
-    operation_id="listOrderEvents",
-    responses=documented(404, 503),
+    responses=documented(401, 403, 404, 503),
 )
-async def list_order_events(order_id: OrderId, kube: Kube) -> OrderEvents:
+async def list_order_events(order_id: OrderId, tenant: Reading, kube: Kube) -> OrderEvents:
     """The order's history, oldest first: status.history merged with its Kubernetes Events."""
-    order = await _read(kube, order_id)
-    events = await orders.events_of(kube, order.metadata.uid)
+    order = await _read(kube, order_id, tenant.namespace)
+    events = await orders.events_of(kube, order.metadata.uid, tenant.namespace)
     return OrderEvents(order_id=order_id, events=merge(order, events))
 
 
 @router.put(
     "/{order_id}",
     response_model=OrderView,
-    operation_id="updateOrder",
     responses={**_WRITE_ERRORS, **_headers(200, "ETag", idempotency.REPLAYED_HEADER)},
 )
 async def update_order(
-    order_id: OrderId, body: UpdateOrder, write: Write, response: Response
+    order_id: OrderId, body: UpdateOrder, tenant: Updating, write: Write, response: Response
 ) -> OrderView:
     """Replace the addresses and notes, until fulfilment; the immutable fields stay."""
 
@@ -281,7 +328,7 @@ async def update_order(
     payload = body.model_dump(mode="json", by_alias=True)
     # Nothing of the saga answers a change of address: Prefer: wait does not apply.
     order, status, replayed = await _act(
-        write, order_id, Action.UPDATE, changed, body=payload, status=200
+        write, tenant, order_id, Action.UPDATE, changed, body=payload, status=200
     )
     return _answer(response, order, status=status, replayed=replayed)
 
@@ -290,40 +337,49 @@ async def update_order(
     "/{order_id}",
     status_code=202,
     response_model=OrderView,
-    operation_id="cancelOrder",
     responses={**_WRITE_ERRORS, **_headers(202, *_WRITE_HEADERS)},
 )
-async def cancel_order(order_id: OrderId, write: Write, response: Response) -> OrderView:
-    """Cancel: the saga compensates what it did; the resource stays, for the record."""
-    return await _action(write, response, order_id, Action.CANCEL, body={"cancelRequested": True})
+async def cancel_order(
+    order_id: OrderId, tenant: Deleting, write: Write, response: Response
+) -> OrderView:
+    """Cancel: the saga compensates what it did; the resource stays, for the record.
+
+    Allowed to a caller who may delete orders: to them it is what deleting one means.
+    """
+    return await _action(
+        write, tenant, response, order_id, Action.CANCEL, body={"cancelRequested": True}
+    )
 
 
 @router.post(
     "/{order_id}/process",
     status_code=202,
     response_model=OrderView,
-    operation_id="processOrder",
     responses={**_WRITE_ERRORS, **_headers(202, *_WRITE_HEADERS)},
 )
-async def process_order(order_id: OrderId, write: Write, response: Response) -> OrderView:
+async def process_order(
+    order_id: OrderId, tenant: Patching, write: Write, response: Response
+) -> OrderView:
     """Confirmed -> Processing."""
-    return await _action(write, response, order_id, Action.PROCESS, body={"processRequested": True})
+    return await _action(
+        write, tenant, response, order_id, Action.PROCESS, body={"processRequested": True}
+    )
 
 
 @router.post(
     "/{order_id}/fulfill",
     status_code=202,
     response_model=OrderView,
-    operation_id="fulfillOrder",
     responses={**_WRITE_ERRORS, **_headers(202, *_WRITE_HEADERS)},
 )
 async def fulfill_order(
-    order_id: OrderId, body: Fulfil, write: Write, response: Response
+    order_id: OrderId, body: Fulfil, tenant: Patching, write: Write, response: Response
 ) -> OrderView:
     """Processing -> Fulfilled with a carrier; the shipment appears in the order."""
     carrier = Carrier(body.carrier)
     return await _action(
         write,
+        tenant,
         response,
         order_id,
         Action.FULFILL,
@@ -336,31 +392,36 @@ async def fulfill_order(
     "/{order_id}/retry",
     status_code=202,
     response_model=OrderView,
-    operation_id="retryOrder",
     responses={**_WRITE_ERRORS, **_headers(202, *_WRITE_HEADERS)},
 )
 async def retry_order(
-    order_id: OrderId, write: Write, response: Response, body: RetryOrder | None = None
+    order_id: OrderId,
+    tenant: Patching,
+    write: Write,
+    response: Response,
+    body: RetryOrder | None = None,
 ) -> OrderView:
     """Resume a Stalled saga: the step it stalled on is tried again with a fresh deadline.
 
     409 (``not-retryable``) with the reason when the order is not stalled, or failed for
-    good (declined, out of stock). The façade does not authenticate callers yet, so
-    ``requestedBy`` is recorded as the caller gives it.
+    good (declined, out of stock). ``requestedBy`` is recorded as the authenticated
+    caller's user name; only without authentication is it what the body says.
     """
     asked = body or RetryOrder()
     return await _action(
         write,
+        tenant,
         response,
         order_id,
         Action.RETRY,
         body=asked.model_dump(mode="json", by_alias=True, exclude_none=True),
-        by=asked.requested_by,
+        by=tenant.caller.name or asked.requested_by,
     )
 
 
 async def _action(
     write: WriteContext,
+    tenant: Tenant,
     response: Response,
     order_id: str,
     action: Action,
@@ -375,7 +436,7 @@ async def _action(
         return actions.request(action, order, carrier=carrier, by=by, now=datetime.now(UTC))
 
     order, status, replayed = await _act(
-        write, order_id, action, asked, body=body, status=202, carrier=carrier
+        write, tenant, order_id, action, asked, body=body, status=202, carrier=carrier
     )
     if write.wait is not None:
         order = await waiting.until_settled(write.kube, order, action, write.wait, write.waits)
@@ -384,6 +445,7 @@ async def _action(
 
 async def _act(
     write: WriteContext,
+    tenant: Tenant,
     order_id: str,
     action: Action,
     change: Callable[[Order], OrderSpec],
@@ -398,11 +460,12 @@ async def _act(
     ``change`` makes the new spec from the order as it is read.
     """
     kube, key, if_match = write.kube, write.key, write.if_match
+    scope = tenant.caller.scope
     fingerprint = idempotency.fingerprint(action, "/orders/{order_id}", body) if key else ""
     for _ in range(_ATTEMPTS):
-        order = await _read(kube, order_id)
+        order = await _read(kube, order_id, tenant.namespace)
         if key:
-            record = idempotency.replay_of(order, key, fingerprint)
+            record = idempotency.replay_of(order, key, fingerprint, scope)
             if record is not None:
                 return order, record.status, True
         if if_match is not None and not _matches(if_match, order):
@@ -419,7 +482,7 @@ async def _act(
             raise Problem(409, "wrong-phase", "Wrong phase for this action", reason)
         annotations: dict[str, str] = {}
         if key:
-            record = idempotency.Record(key, fingerprint, status)
+            record = idempotency.Record(key, fingerprint, status, scope)
             annotations = idempotency.records_annotation(
                 order, record, write.settings.idempotency_record_limit
             )

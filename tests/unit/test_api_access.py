@@ -1,0 +1,196 @@
+"""Who may call the façade: tokens and permissions as the API server's reviews decide.
+
+The reviews (:mod:`korder.kube.reviews`) are replaced by fakes that count their calls;
+the e2e suite (``tests/e2e/test_api_access.py``) has the real API server answer them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from korder import logs
+from korder.api import access
+from korder.api.main import create_app
+from korder.api.problems import Problem
+from korder.kube import reviews
+from korder.kube.reviews import Identity, Verdict
+from tests.unit.test_api_actions import STOPPED, FakeKube
+
+ALICE = Identity("alice@example.com", uid="uid-alice", groups=("shop-devs",))
+
+
+class FakeReviews:
+    """The API server's answers: known tokens, and the (user, verb, namespace) allowed."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.tokens: dict[str, Identity] = {"alice-token": ALICE}
+        self.allowed: set[tuple[str, str, str | None]] = set()
+        self.token_reviews = 0
+        self.access_reviews = 0
+
+        async def review_token(_client: object, token: str) -> Identity | None:
+            self.token_reviews += 1
+            return self.tokens.get(token)
+
+        async def review_access(
+            _client: object, identity: Identity, *, verb: str, namespace: str | None, **_: Any
+        ) -> Verdict:
+            self.access_reviews += 1
+            if (identity.username, verb, namespace) in self.allowed:
+                return Verdict(True)
+            return Verdict(False, "no RBAC policy matched")
+
+        monkeypatch.setattr(reviews, "review_token", review_token)
+        monkeypatch.setattr(reviews, "review_access", review_access)
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeReviews:
+    return FakeReviews(monkeypatch)
+
+
+def _gate(allow: bool = False, seconds: float = 10.0) -> access.Gate:
+    return access.Gate(lambda: None, allow_unauthenticated=allow, cache_seconds=seconds)  # type: ignore[arg-type, return-value]
+
+
+def test_bearer_header_parsing() -> None:
+    assert access.bearer_token(None) is None
+    assert access.bearer_token("Bearer abc.DEF-_~+/=") == "abc.DEF-_~+/="
+    assert access.bearer_token("bearer   tok") == "tok"
+    for bad in ("Basic YTpi", "Bearer", "Bearer a b", "Bearer " + "x" * 20_000, "Bearer é"):
+        with pytest.raises(Problem) as caught:
+            access.bearer_token(bad)
+        assert caught.value.status == 401
+        assert 'error="invalid_request"' in caught.value.headers["WWW-Authenticate"]
+
+
+def test_no_token_is_401_unless_unauthenticated_use_is_allowed(fake: FakeReviews) -> None:
+    with pytest.raises(Problem) as caught:
+        asyncio.run(_gate().caller(None))
+    assert caught.value.status == 401
+    assert caught.value.headers == {"WWW-Authenticate": 'Bearer realm="korder"'}
+    assert asyncio.run(_gate(allow=True).caller(None)) is access.NOBODY
+    assert fake.token_reviews == 0
+
+
+def test_a_token_is_reviewed_once_per_cache_time_even_when_refused(fake: FakeReviews) -> None:
+    gate = _gate(seconds=0.2)
+
+    async def twice(token: str) -> list[access.Caller | int]:
+        results: list[access.Caller | int] = []
+        for _ in range(2):
+            try:
+                results.append(await gate.caller(token))
+            except Problem as exc:
+                results.append(exc.status)
+        return results
+
+    assert asyncio.run(twice("alice-token")) == [access.Caller(ALICE)] * 2
+    assert asyncio.run(twice("forged")) == [401, 401]
+    assert fake.token_reviews == 2, "one review per token, the refusal cached too"
+    time.sleep(0.25)
+    asyncio.run(twice("alice-token"))
+    assert fake.token_reviews == 3, "reviewed again once the answer expired"
+
+
+def test_permission_is_asked_of_the_authorizer_and_cached(fake: FakeReviews) -> None:
+    gate, alice = _gate(), access.Caller(ALICE)
+    fake.allowed.add((ALICE.username, "get", "shop"))
+    asyncio.run(gate.require(alice, "get", "shop"))
+    asyncio.run(gate.require(alice, "get", "shop"))
+    assert fake.access_reviews == 1
+    with pytest.raises(Problem) as caught:
+        asyncio.run(gate.require(alice, "create", "shop"))
+    problem = caught.value
+    assert problem.status == 403
+    assert problem.extra["missing"] == {
+        "verb": "create", "group": "korder.dev", "resource": "orders", "namespace": "shop",
+    }  # fmt: skip
+    assert "alice@example.com" in problem.detail
+    assert "no RBAC policy matched" in problem.detail
+    with pytest.raises(Problem) as across:
+        asyncio.run(gate.require(alice, "list", None))
+    assert "at the cluster scope" in across.value.detail
+    # Nobody (unauthenticated local use) is the façade itself: no review.
+    asyncio.run(gate.require(access.NOBODY, "delete", "shop"))
+    assert fake.access_reviews == 3
+
+
+def test_a_callers_scope_is_a_digest_that_names_nobody() -> None:
+    assert access.NOBODY.scope == ""
+    alice = access.Caller(ALICE).scope
+    assert len(alice) == 32
+    assert "alice" not in alice
+    renamed = access.Caller(Identity("alice@example.com", uid="uid-other")).scope
+    assert renamed != alice, "a new user of the same name is another caller"
+    no_uid = access.Caller(Identity("alice@example.com")).scope
+    assert no_uid not in (alice, "")
+
+
+@pytest.fixture
+def app_client(monkeypatch: pytest.MonkeyPatch, fake: FakeReviews) -> tuple[TestClient, FakeKube]:
+    monkeypatch.setenv("KORDER_ALLOW_UNAUTHENTICATED", "false")
+    monkeypatch.setenv("KORDER_NAMESPACE", "shop")
+    app = create_app()
+    kube = FakeKube()
+    app.state.kube = kube
+    return TestClient(app), kube
+
+
+def test_routes_ask_for_their_verb_in_their_namespace(
+    app_client: tuple[TestClient, FakeKube], fake: FakeReviews
+) -> None:
+    client, kube = app_client
+    kube.put("ord-1", "Confirmed")
+    bearer = {"Authorization": "Bearer alice-token"}
+    assert client.get("/orders/ord-1").status_code == 401
+    fake.allowed.add((ALICE.username, "get", "shop"))
+    assert client.get("/orders/ord-1", headers=bearer).status_code == 200
+    # The tenant route asks about its own namespace.
+    other = client.get("/namespaces/other/orders/ord-1", headers=bearer)
+    assert other.json()["missing"] == {
+        "verb": "get", "group": "korder.dev", "resource": "orders", "namespace": "other",
+    }  # fmt: skip
+    assert client.get("/namespaces/Not_A_Name/orders/ord-1", headers=bearer).status_code == 404
+    # Each action its verb: process patches, cancel deletes.
+    assert client.post("/orders/ord-1/process", headers=bearer).json()["missing"]["verb"] == (
+        "patch"
+    )
+    assert client.delete("/orders/ord-1", headers=bearer).json()["missing"]["verb"] == "delete"
+
+
+def test_a_retry_records_the_authenticated_caller_not_the_body(
+    app_client: tuple[TestClient, FakeKube], fake: FakeReviews
+) -> None:
+    client, kube = app_client
+    kube.put("ord-1", "ProcessingPayment")
+    kube.objects["ord-1"]["status"]["conditions"] = [STOPPED]
+    fake.allowed.add((ALICE.username, "patch", "shop"))
+    answer = client.post(
+        "/orders/ord-1/retry",
+        json={"requestedBy": "someone-else"},
+        headers={"Authorization": "Bearer alice-token"},
+    )
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["retry"]["requestedBy"] == "alice@example.com"
+
+
+def test_the_access_line_names_the_caller_never_the_token(
+    app_client: tuple[TestClient, FakeKube], fake: FakeReviews, caplog: pytest.LogCaptureFixture
+) -> None:
+    client, kube = app_client
+    kube.put("ord-1", "Confirmed")
+    fake.allowed.add((ALICE.username, "get", "shop"))
+    caplog.handler.addFilter(logs.ContextFields())
+    with caplog.at_level(logging.INFO):
+        client.get("/orders/ord-1", headers={"Authorization": "Bearer alice-token"})
+    (line,) = [r for r in caplog.records if r.name == "korder.access"]
+    assert getattr(line, "user", None) == "alice@example.com"
+    assert "alice-token" not in caplog.text
+    assert not [r for r in caplog.records if "alice-token" in str(r.__dict__)]
