@@ -43,8 +43,26 @@ SERVICE_ACCOUNTS = {
 }
 
 
+#: The bearer token every request of these tests sends: the shipped façade requires one.
+HEADERS: dict[str, str] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def caller(kubectl: Kubectl) -> None:
+    """A ServiceAccount holding the shipped korder-order-editor in korder's namespace, and
+    its token, as a shop's client would get one (``kubectl create token``)."""
+    kubectl("create", "serviceaccount", "korder-smoke", "-n", NAMESPACE, check=False)
+    kubectl(
+        "create", "rolebinding", "korder-smoke", "-n", NAMESPACE,
+        "--clusterrole=korder-order-editor", f"--serviceaccount={NAMESPACE}:korder-smoke",
+        check=False,
+    )  # fmt: skip
+    token = kubectl("create", "token", "korder-smoke", "-n", NAMESPACE).stdout.strip()
+    HEADERS["Authorization"] = f"Bearer {token}"
+
+
 def order_status(url: str, order_id: str) -> str:
-    response = httpx.get(f"{url}/orders/{order_id}", timeout=10.0)
+    response = httpx.get(f"{url}/orders/{order_id}", headers=HEADERS, timeout=10.0)
     assert response.status_code == 200, response.text
     return str(response.json()["status"])
 
@@ -64,7 +82,7 @@ def wait_confirmed(url: str, order_ids: list[str], timeout: float = 120.0) -> No
 
 
 def create_order(url: str) -> str:
-    response = httpx.post(f"{url}/orders", json=spec(), timeout=10.0)
+    response = httpx.post(f"{url}/orders", json=spec(), headers=HEADERS, timeout=10.0)
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
 
@@ -83,7 +101,9 @@ class Stream:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                response = httpx.post(f"{self.url}/orders", json=spec(), timeout=10.0)
+                response = httpx.post(
+                    f"{self.url}/orders", json=spec(), headers=HEADERS, timeout=10.0
+                )
                 if response.status_code == 201:
                     self.acknowledged.append(str(response.json()["id"]))
                 else:
