@@ -62,8 +62,6 @@ REALM: Final = "korder"
 #: A bearer token is a token68 (RFC 6750 §2.1); bound its length, as every server does.
 _BEARER = re.compile(r"^[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*) *$")
 _MAX_TOKEN = 16 * 1024
-#: A verb on orders in a namespace: the first thing each route's dependency asks.
-VERBS: Final = ("create", "get", "list", "watch", "update", "patch", "delete")
 
 
 @dataclass(frozen=True)

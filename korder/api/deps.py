@@ -170,7 +170,6 @@ def _allowed(verb: str, *, across: bool = False) -> Any:
 Creating = Annotated[Tenant, _allowed("create")]
 Reading = Annotated[Tenant, _allowed("get")]
 Listing = Annotated[Tenant, _allowed("list", across=True)]
-Watching = Annotated[Tenant, _allowed("watch")]
 Updating = Annotated[Tenant, _allowed("update")]
 Patching = Annotated[Tenant, _allowed("patch")]
 Deleting = Annotated[Tenant, _allowed("delete")]
