@@ -194,3 +194,12 @@ def test_the_access_line_names_the_caller_never_the_token(
     assert getattr(line, "user", None) == "alice@example.com"
     assert "alice-token" not in caplog.text
     assert not [r for r in caplog.records if "alice-token" in str(r.__dict__)]
+
+
+def test_the_console_is_closed_without_a_token_when_authentication_is_on(
+    app_client: tuple[TestClient, FakeKube],
+) -> None:
+    client, _ = app_client
+    answer = client.get("/console")
+    assert answer.status_code == 401
+    assert answer.headers["www-authenticate"] == 'Bearer realm="korder"'
