@@ -60,8 +60,10 @@ log = logging.getLogger(__name__)
 #: The realm in ``WWW-Authenticate``.
 REALM: Final = "korder"
 #: A bearer token is a token68 (RFC 6750 §2.1); bound its length, as every server does.
-_BEARER = re.compile(r"^[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*) *$")
-_MAX_TOKEN = 16 * 1024
+_TOKEN68 = r"[A-Za-z0-9\-._~+/]+=*"
+_BEARER = re.compile(rf"^[Bb][Ee][Aa][Rr][Ee][Rr] +({_TOKEN68}) *$")
+_TOKEN = re.compile(rf"^{_TOKEN68}$")
+MAX_TOKEN: Final = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,8 @@ class Caller:
 NOBODY: Final = Caller(None)
 
 
-def _unauthenticated(detail: str, error: str | None) -> Problem:
+def unauthenticated(detail: str, error: str | None) -> Problem:
+    """401 with the ``WWW-Authenticate`` challenge; ``error`` as RFC 6750 §3.1 names it."""
     challenge = f'Bearer realm="{REALM}"'
     if error:
         challenge += f', error="{error}"'
@@ -116,13 +119,19 @@ def bearer_token(authorization: str | None) -> str | None:
     if authorization is None:
         return None
     match = _BEARER.match(authorization)
-    if not match or len(match.group(1)) > _MAX_TOKEN:
-        raise _unauthenticated(
+    if not match or len(match.group(1)) > MAX_TOKEN:
+        raise unauthenticated(
             "The Authorization header must be 'Bearer <token>': a Kubernetes token, such as "
             "one from `kubectl create token <service-account>`.",
             "invalid_request",
         )
     return match.group(1)
+
+
+def is_token(value: str) -> bool:
+    """Whether ``value`` could be a bearer token at all (one pasted into the console's
+    login form, or its cookie), before the API server is asked about it."""
+    return len(value) <= MAX_TOKEN and _TOKEN.match(value) is not None
 
 
 def forbidden(caller: Caller, verb: str, namespace: str | None, reason: str = "") -> Problem:
@@ -167,7 +176,7 @@ class Gate:
         if token is None:
             if self.allow_unauthenticated:
                 return NOBODY
-            raise _unauthenticated(
+            raise unauthenticated(
                 "This API needs 'Authorization: Bearer <token>' with a Kubernetes token, "
                 "such as one from `kubectl create token <service-account>`.",
                 None,
@@ -179,7 +188,7 @@ class Gate:
             identity = await reviews.review_token(self.kube(), token)
             self._identities[digest] = identity
         if identity is None:
-            raise _unauthenticated(
+            raise unauthenticated(
                 "The Kubernetes API server does not accept this token (expired, revoked or "
                 "not one of this cluster's); get a new one, e.g. `kubectl create token`.",
                 "invalid_token",

@@ -143,6 +143,19 @@ class Tenant:
     namespace: str | None
 
 
+async def admit(
+    request: Request, token: str | None, verb: str, namespace: str | None
+) -> access.Caller:
+    """The caller who holds ``token``, once Kubernetes lets them ``verb`` orders in
+    ``namespace`` (None: every namespace); 401 or 403 otherwise. The REST routes' token
+    comes from the Authorization header, the console's also from its cookie."""
+    gate = _gate(request)
+    caller = await gate.caller(token)
+    logs.bind(user=caller.name)  # the access line says who asked; never the token
+    await gate.require(caller, verb, namespace)
+    return caller
+
+
 def _allowed(verb: str, *, across: bool = False) -> Any:
     """The dependency of a route that does ``verb`` on orders: a :class:`Tenant`, or 401/403.
 
@@ -155,14 +168,11 @@ def _allowed(verb: str, *, across: bool = False) -> Any:
         settings: AppSettings,
         _: Annotated[object, Depends(_BEARER)],
     ) -> Tenant:
-        gate = _gate(request)
-        caller = await gate.caller(access.bearer_token(request.headers.get("authorization")))
-        logs.bind(user=caller.name)  # the access line says who asked; never the token
         namespace: str | None = request.path_params.get("namespace") or settings.namespace
         if across and request.query_params.get("allNamespaces") in ("true", "1"):
             namespace = None
-        await gate.require(caller, verb, namespace)
-        return Tenant(caller, namespace)
+        token = access.bearer_token(request.headers.get("authorization"))
+        return Tenant(await admit(request, token, verb, namespace), namespace)
 
     return Depends(tenant)
 

@@ -36,7 +36,7 @@ from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.e2e import api
-from tests.e2e.conftest import Component
+from tests.e2e.conftest import AccountFactory, Component, FacadeFactory
 from tests.support.orders import spec
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -392,3 +392,67 @@ def test_the_console_works_without_javascript_and_a_repeated_press_does_nothing_
         f"{facade.url}/console/orders/{order_id}/actions/teleport", data={"key": "k"}
     )
     api.assert_problem(unknown, 404, "not-found")
+
+
+def _log_in(browser: webdriver.Chrome, token: str) -> None:
+    """Paste ``token`` into the login page the browser is on, and send it."""
+    field = _until(browser, "the token field", lambda d: d.find_element(By.ID, "token"))
+    # Pasted at once (send_keys types a 1 KB token a key at a time).
+    browser.execute_script("arguments[0].value = arguments[1]", field, token)
+    field.submit()
+
+
+def test_a_visitor_logs_in_with_a_token_and_acts_with_its_rights(
+    chromium: webdriver.Chrome,
+    start_facade: FacadeFactory,
+    account: AccountFactory,
+    operator: Component,
+    namespace: str,
+) -> None:
+    facade = start_facade(KORDER_ALLOW_UNAUTHENTICATED="false")
+    viewer = account(namespace, "console-viewer", "korder-order-viewer")
+    editor = account(namespace, "console-editor", "korder-order-editor")
+    order_id = api.created(facade, **{"Prefer": "wait=30", **editor.headers})["id"]
+    page = f"{facade.url}/console/orders/{order_id}"
+    try:
+        chromium.set_window_size(*LAPTOP)
+        # No token: the login page, which leads back to the page asked for.
+        chromium.get(page)
+        assert "Log in" in _text(chromium, "h1")
+        _log_in(chromium, "not-a-token-of-this-cluster")
+        _until(chromium, "the refusal", lambda d: _texts(d, "[data-notice]"))
+        assert "does not accept this token" in _text(chromium, "[data-notice]")
+
+        _log_in(chromium, viewer.token)
+        _until(chromium, "the order's page", lambda d: _phase(d) == "Confirmed")
+        assert chromium.current_url == page
+        assert _text(chromium, "[data-user]") == viewer.user
+        cookie = chromium.get_cookie("korder-token")
+        assert cookie is not None
+        assert (cookie["httpOnly"], cookie["sameSite"], cookie["path"]) == (
+            True, "Strict", "/console",
+        )  # fmt: skip
+        assert chromium.execute_script("return document.cookie") == "", "no script reads it"
+        _until(chromium, "the live stream to open", lambda d: d.execute_script(
+            "return document.body.dataset.live === 'open'"
+        ))  # fmt: skip
+        # A viewer reads, and the REST API (asked with the viewer's token) refuses a cancel.
+        _press(chromium, "cancel")
+        _until(chromium, "the refusal", lambda d: _texts(d, "[data-notice]"))
+        refusal = _text(chromium, "[data-notice]")
+        assert f'User "{viewer.user}" cannot delete resource' in refusal, refusal
+        assert api.get(facade, order_id, editor.headers)["status"] == "Confirmed"
+
+        # Logged out, then in as an editor: the same button cancels.
+        _until(chromium, "log out", lambda d: d.find_element(By.CSS_SELECTOR, "form.who").submit())
+        _log_in(chromium, editor.token)
+        _until(chromium, "the orders", lambda d: _texts(d, "[data-user]") == [editor.user])
+        chromium.get(page)
+        _press(chromium, "cancel")
+        _until(chromium, "the notice", lambda d: _texts(d, "[data-notice]"))
+        assert "Cancellation was requested" in _text(chromium, "[data-notice]")
+        api.wait_for_status(facade, order_id, "Cancelled", headers=editor.headers)
+    finally:
+        # The browser is the module's: no cookie of this test's may reach the next façade.
+        chromium.delete_all_cookies()
+        chromium.get("about:blank")

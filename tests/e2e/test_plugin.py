@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from korder.localcluster import system
-from tests.e2e.conftest import Component, Kubectl
+from tests.e2e.conftest import AccountFactory, Component, Kubectl
 from tests.e2e.plugin import PLUGIN, korder
 from tests.support.orders import order_yaml, spec
 from tests.support.waiting import wait_for
@@ -182,6 +182,31 @@ def test_errors_are_one_clear_line_and_a_non_zero_exit(
     down = korder(unreachable, "get")
     assert down.returncode == 1
     assert "unreachable" in down.stderr
+
+
+def test_the_shipped_roles_decide_what_each_caller_may_do(
+    kubectl: Kubectl, shop: dict[str, str], namespace: str, account: AccountFactory
+) -> None:
+    """The same identities and ClusterRoles as the façade's (test_api_access, the
+    console): the plugin goes to the API server as its user, whose RBAC decides."""
+    viewer = account(namespace, "plugin-viewer", "korder-order-viewer")
+    editor = account(namespace, "plugin-editor", "korder-order-editor")
+    listed = korder(viewer.kubeconfig, "get", "-n", namespace)
+    assert listed.returncode == 0, listed.stderr
+    assert set(rows(listed.stdout)) == set(shop)
+    assert korder(viewer.kubeconfig, "history", "ok-1", "-n", namespace).returncode == 0
+
+    refused = korder(viewer.kubeconfig, "cancel", "ok-2", "-n", namespace)
+    assert refused.returncode == 1
+    line = refused.stderr.strip()
+    assert line.startswith("error: the API server refused:"), line
+    assert f'User "{viewer.user}" cannot patch resource "orders"' in " ".join(line.split())
+    assert "Traceback" not in refused.stderr
+    assert not kubectl.json("get", "order", "ok-2", "-n", namespace)["spec"].get("cancelRequested")
+
+    cancelled = korder(editor.kubeconfig, "cancel", "ok-2", "-n", namespace)
+    assert cancelled.returncode == 0, cancelled.stderr
+    wait_phase(kubectl, namespace, "ok-2", "Cancelled")
 
 
 def test_top_shows_phases_throughput_and_breakers_live(

@@ -18,6 +18,7 @@ from korder import logs
 from korder.api import access
 from korder.api.main import create_app
 from korder.api.problems import Problem
+from korder.kube import orders as kube_orders
 from korder.kube import reviews
 from korder.kube.reviews import Identity, Verdict
 from tests.unit.test_api_actions import STOPPED, FakeKube
@@ -196,10 +197,101 @@ def test_the_access_line_names_the_caller_never_the_token(
     assert not [r for r in caplog.records if "alice-token" in str(r.__dict__)]
 
 
-def test_the_console_is_closed_without_a_token_when_authentication_is_on(
+def test_the_console_asks_for_a_token_and_keeps_it_in_a_strict_cookie(
     app_client: tuple[TestClient, FakeKube],
 ) -> None:
     client, _ = app_client
-    answer = client.get("/console")
-    assert answer.status_code == 401
-    assert answer.headers["www-authenticate"] == 'Bearer realm="korder"'
+    closed = client.get("/console?phase=Failed")
+    assert closed.status_code == 401
+    assert closed.headers["www-authenticate"] == 'Bearer realm="korder"'
+    assert closed.headers["content-type"].startswith("text/html")
+    assert 'name="token"' in closed.text
+    assert 'name="next" value="/console?phase=Failed"' in closed.text
+
+    refused = client.post("/console/login", data={"token": "forged", "next": "/console"})
+    assert refused.status_code == 401
+    assert "does not accept this token" in refused.text
+    assert "set-cookie" not in refused.headers
+    assert client.post("/console/login", data={"token": "not a token"}).status_code == 400
+
+    answer = client.post(
+        "/console/login",
+        data={"token": " Bearer alice-token\n", "next": "/console/orders/ord-1"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/console/orders/ord-1"
+    cookie = answer.headers["set-cookie"]
+    assert cookie.startswith("korder-token=alice-token;")
+    attributes = {part.strip().lower() for part in cookie.split(";")[1:]}
+    assert {"httponly", "path=/console", "samesite=strict"} <= attributes
+    assert "secure" not in attributes, "plain http here; Secure only over https"
+
+
+@pytest.mark.parametrize("wanted", ["https://elsewhere.example/", "//elsewhere.example", "/orders"])
+def test_the_login_form_leads_only_to_the_consoles_own_pages(
+    app_client: tuple[TestClient, FakeKube], wanted: str
+) -> None:
+    client, _ = app_client
+    answer = client.post(
+        "/console/login", data={"token": "alice-token", "next": wanted}, follow_redirects=False
+    )
+    assert answer.headers["location"] == "/console"
+
+
+def test_the_login_and_logout_forms_refuse_another_sites_posts(
+    app_client: tuple[TestClient, FakeKube],
+) -> None:
+    client, _ = app_client
+    elsewhere = {"Origin": "https://elsewhere.example"}
+    assert (
+        client.post("/console/login", data={"token": "alice-token"}, headers=elsewhere).status_code
+        == 403
+    )
+    assert client.post("/console/logout", headers=elsewhere).status_code == 403
+    out = client.post("/console/logout", follow_redirects=False)
+    assert out.status_code == 303
+    assert out.headers["set-cookie"].startswith('korder-token="";')
+
+
+def test_the_console_reads_and_acts_with_the_visitors_rights(
+    app_client: tuple[TestClient, FakeKube], fake: FakeReviews, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, kube = app_client
+    kube.put("ord-1", "Confirmed")
+
+    async def no_events(*_args: object, **_kwargs: object) -> list[object]:
+        return []
+
+    monkeypatch.setattr(kube_orders, "events_of", no_events)
+    # No caching, so each grant below counts at once.
+    client.app.state.gate = access.Gate(  # type: ignore[attr-defined]
+        lambda: kube,  # type: ignore[arg-type, return-value]
+        allow_unauthenticated=False,
+        cache_seconds=0,
+    )
+    client.cookies.set("korder-token", "alice-token", path="/console")
+    # No get: the login page again, saying what is missing.
+    denied = client.get("/console/orders/ord-1")
+    assert denied.status_code == 403
+    assert "cannot get resource" in denied.text
+    fake.allowed.add((ALICE.username, "get", "shop"))
+    page = client.get("/console/orders/ord-1")
+    assert page.status_code == 200, page.text
+    assert "data-user>alice@example.com<" in page.text, "the header names who is logged in"
+    # Get but no delete: the REST route, called with alice's token, refuses the cancel.
+    cancel = client.post(
+        "/console/orders/ord-1/actions/cancel", data={"key": "k-1"}, follow_redirects=False
+    )
+    assert cancel.status_code == 403
+    assert "cannot delete resource" in cancel.text
+    assert "cancelRequested" not in kube.objects["ord-1"]["spec"], "nothing was written"
+    fake.allowed.add((ALICE.username, "delete", "shop"))
+    cancelled = client.post(
+        "/console/orders/ord-1/actions/cancel", data={"key": "k-1"}, follow_redirects=False
+    )
+    assert cancelled.status_code == 303, cancelled.text
+    assert kube.objects["ord-1"]["spec"]["cancelRequested"] is True
+    # A cookie that cannot hold a token is the login page, not an error.
+    client.cookies.set("korder-token", "a b", path="/console")
+    assert client.get("/console/orders/ord-1").status_code == 401

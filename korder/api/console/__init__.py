@@ -15,12 +15,14 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from korder.api.console import routes
+from korder.api.console import login, routes
 
 STATIC = Path(__file__).parent / "static"
 
 
 def install(app: FastAPI) -> None:
-    """Mount the console's pages at /console and its files at /console/static."""
+    """Mount the console's pages at /console (its login page at /console/login) and its
+    files at /console/static."""
+    login.install(app)
     app.include_router(routes.router)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")

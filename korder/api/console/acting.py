@@ -64,15 +64,17 @@ async def perform(
     order_id: str,
     key: str,
     body: dict[str, str] | None,
+    token: str | None,
 ) -> Outcome:
-    """Send the action to the REST route, with ``key`` as its Idempotency-Key."""
+    """Send the action to the REST route, with ``key`` as its Idempotency-Key, as the
+    holder of ``token`` (the console's visitor), so the REST route decides who may."""
+    headers = {idempotency.HEADER: key}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://console") as client:
         response = await client.request(
-            route.method,
-            route.path.format(order_id=order_id),
-            json=body,
-            headers={idempotency.HEADER: key},
+            route.method, route.path.format(order_id=order_id), json=body, headers=headers
         )
     return Outcome(
         response.status_code,

@@ -8,6 +8,11 @@ from the page's stream (:mod:`.streams`). The console reads Orders and Events th
 REST routes themselves (:mod:`.acting`). None of these routes is in the OpenAPI
 document: that describes the REST API.
 
+Each route takes the :mod:`.login` alias of what it reads (``Listing``, ``Reading``,
+``Watching``): the visitor's token, from the console's cookie, is checked as a REST
+caller's is, and without one (or without the rights) the answer is the login page. A
+button's REST call carries the same token, so the REST route decides it.
+
 A form posts ``application/x-www-form-urlencoded``; it is read with the standard
 library's ``parse_qs`` rather than FastAPI's ``Form``, which would need python-multipart
 for two fields. A post from another site (its ``Origin`` not this host) is refused, so
@@ -23,14 +28,15 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from lightkube import AsyncClient
 
-from korder.api.console import acting, rendering, streams, views
-from korder.api.deps import AppSettings, Kube, OrderId, Patching
+from korder.api.console import acting, login, rendering, streams, views
+from korder.api.console.login import HEADERS, Listing, Reading, Visitor, Watching, base
+from korder.api.deps import AppSettings, Kube, OrderId
 from korder.api.history import merge
 from korder.api.problems import Problem
 from korder.domain.actions import Action
@@ -41,23 +47,10 @@ from korder.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-async def _guarded(tenant: Patching) -> None:
-    """Every console route asks what its buttons need (patch on orders in the default
-    namespace) of the caller's bearer token. A browser sends none until the console can
-    log in with a token, so with authentication on the console stays closed (401)
-    rather than open with the façade's own rights; KORDER_ALLOW_UNAUTHENTICATED opens it."""
-    del tenant
-
-
-router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(_guarded)])
+router = APIRouter(prefix="/console", include_in_schema=False)
 
 _CUSTOMER = re.compile(Customer.model_json_schema()["properties"]["id"]["pattern"])
-_HEADERS = {
-    "Content-Security-Policy": rendering.SECURITY_POLICY,
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-}
-_STREAM_HEADERS = {**_HEADERS, "X-Accel-Buffering": "no"}
+_STREAM_HEADERS = {**HEADERS, "X-Accel-Buffering": "no"}
 
 
 def _filters(phase: str, customer: str, page: int) -> views.Filters:
@@ -111,17 +104,13 @@ async def _board_html(
 ) -> str:
     page = state.page(filters, settings.page_size, datetime.now(UTC))
     page = replace(page, breakers=await _breakers(kube, settings))
-    return rendering.render("_board.html", {"page": page, "base": _base(request)})
-
-
-def _base(request: Request) -> str:
-    # The console's own root, so links work behind a prefix the app is mounted under.
-    return str(request.scope.get("root_path", "")) + "/console"
+    return rendering.render("_board.html", {"page": page, "base": base(request)})
 
 
 @router.get("", response_class=HTMLResponse, response_model=None)
 async def orders_page(
     request: Request,
+    visitor: Listing,
     kube: Kube,
     settings: AppSettings,
     phase: PhaseQuery = "",
@@ -135,18 +124,20 @@ async def orders_page(
     html = rendering.render(
         "orders.html",
         {
-            "base": _base(request),
+            "base": base(request),
+            "user": visitor.caller.name,
             "filters": filters,
             "board": board,
-            "stream": f"{_base(request)}/stream{filters.query()}",
+            "stream": f"{base(request)}/stream{filters.query()}",
         },
     )
-    return HTMLResponse(html, headers=_HEADERS)
+    return HTMLResponse(html, headers=HEADERS)
 
 
 @router.get("/stream", response_model=None)
 async def orders_stream(
     request: Request,
+    _: Watching,
     kube: Kube,
     settings: AppSettings,
     phase: PhaseQuery = "",
@@ -183,7 +174,7 @@ async def _order_html(kube: AsyncClient, order: Order, request: Request) -> str:
     return rendering.render(
         "_order.html",
         {
-            "base": _base(request),
+            "base": base(request),
             "order": order,
             "phase": views.Row.of(order).phase,
             "lines": views.lines(order),
@@ -199,6 +190,7 @@ async def _order_html(kube: AsyncClient, order: Order, request: Request) -> str:
 
 def _order_page(
     request: Request,
+    visitor: Visitor,
     order: Order,
     live: str,
     notice: Mapping[str, Any] | None = None,
@@ -207,14 +199,15 @@ def _order_page(
     html = rendering.render(
         "order.html",
         {
-            "base": _base(request),
+            "base": base(request),
+            "user": visitor.caller.name,
             "order": order,
             "live": live,
             "notice": notice,
-            "stream": f"{_base(request)}/orders/{order.metadata.name}/stream",
+            "stream": f"{base(request)}/orders/{order.metadata.name}/stream",
         },
     )
-    return HTMLResponse(html, status_code=status, headers=_HEADERS)
+    return HTMLResponse(html, status_code=status, headers=HEADERS)
 
 
 _DONE_NOTICES = {
@@ -227,6 +220,7 @@ _DONE_NOTICES = {
 @router.get("/orders/{order_id}", response_class=HTMLResponse, response_model=None)
 async def order_page(
     request: Request,
+    visitor: Reading,
     order_id: OrderId,
     kube: Kube,
     done: Annotated[str, Query(max_length=40)] = "",
@@ -240,12 +234,12 @@ async def order_page(
         if replayed:
             text += " (This repeated an earlier press: nothing was done twice.)"
         notice = {"ok": True, "text": text}
-    return _order_page(request, order, await _order_html(kube, order, request), notice)
+    return _order_page(request, visitor, order, await _order_html(kube, order, request), notice)
 
 
 @router.get("/orders/{order_id}/stream", response_model=None)
 async def order_stream(
-    request: Request, order_id: OrderId, kube: Kube, settings: AppSettings
+    request: Request, _: Watching, order_id: OrderId, kube: Kube, settings: AppSettings
 ) -> StreamingResponse:
     """The order page's live part, as server-sent events."""
     first = await _read(kube, order_id)
@@ -256,26 +250,13 @@ async def order_stream(
     return _streaming(streams.order(kube, first, settings.console_stream_seconds, render))
 
 
-def _same_origin(request: Request) -> bool:
-    """Whether a post comes from a page of this host (or says nothing of its origin)."""
-    if request.headers.get("sec-fetch-site") == "cross-site":
-        return False
-    origin = request.headers.get("origin")
-    if origin is None:
-        return True  # not a browser's cross-origin post: curl, or an old browser
-    return urlsplit(origin).netloc == request.headers.get("host")
-
-
 @router.post("/orders/{order_id}/actions/{action}", response_model=None)
-async def act(request: Request, order_id: OrderId, action: str, kube: Kube) -> Response:
-    """A button: the action through the REST API, then the order's page (303 on success)."""
-    if not _same_origin(request):
-        raise Problem(
-            403,
-            "cross-site-request",
-            "Cross-site request",
-            "The console's buttons work only from the console's own pages.",
-        )
+async def act(
+    request: Request, visitor: Reading, order_id: OrderId, action: str, kube: Kube
+) -> Response:
+    """A button: the action through the REST API, as the visitor, then the order's page
+    (303 on success; the REST API's refusal, a 403 included, in words on the page)."""
+    login.refuse_cross_site(request)
     chosen = Action(action) if action in set(Action) else None
     route = acting.route_of(request.app, chosen) if chosen else None
     if chosen is None or route is None:
@@ -293,13 +274,14 @@ async def act(request: Request, order_id: OrderId, action: str, kube: Kube) -> R
     if chosen is Action.FULFILL:
         body = {"carrier": (form.get("carrier") or [""])[0]}
     elif chosen is Action.RETRY:
-        # Who asked, in the order's history: the console (the façade knows no user yet).
+        # Who asked, in the order's history: the REST route records the token's user, and
+        # this only when there is none (KORDER_ALLOW_UNAUTHENTICATED).
         body = {"requestedBy": "korder console"}
-    outcome = await acting.perform(request.app, route, order_id, key, body)
+    outcome = await acting.perform(request.app, route, order_id, key, body, visitor.token)
     if outcome.ok:
         query = f"?done={chosen}" + ("&replayed=true" if outcome.replayed else "")
-        return RedirectResponse(f"{_base(request)}/orders/{order_id}{query}", status_code=303)
+        return RedirectResponse(f"{base(request)}/orders/{order_id}{query}", status_code=303)
     order = await _read(kube, order_id)
     notice = {"ok": False, "text": str(outcome.body.get("detail", "The action was refused."))}
     live = await _order_html(kube, order, request)
-    return _order_page(request, order, live, notice, status=outcome.status)
+    return _order_page(request, visitor, order, live, notice, status=outcome.status)
