@@ -444,7 +444,9 @@ def test_a_visitor_logs_in_with_a_token_and_acts_with_its_rights(
         assert api.get(facade, order_id, editor.headers)["status"] == "Confirmed"
 
         # Logged out, then in as an editor: the same button cancels.
-        _until(chromium, "log out", lambda d: d.find_element(By.CSS_SELECTOR, "form.who").submit())
+        chromium.find_element(By.CSS_SELECTOR, "form.who button").click()
+        _until(chromium, "the login page", lambda d: "Log in" in _text(d, "h1"))
+        assert chromium.get_cookie("korder-token") is None
         _log_in(chromium, editor.token)
         _until(chromium, "the orders", lambda d: _texts(d, "[data-user]") == [editor.user])
         chromium.get(page)
