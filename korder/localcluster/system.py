@@ -139,6 +139,9 @@ def run() -> int:
             # console's and `kubectl korder top`'s breakers are read from.
             namespace = MANIFESTS / "default" / "namespace.yaml"
             c.kubectl_run("apply", "--server-side", "-f", str(namespace))
+            # The order clients' ClusterRoles, so a token with one of them can be tried.
+            roles = MANIFESTS / "rbac" / "order_client_role.yaml"
+            c.kubectl_run("apply", "--server-side", "-f", str(roles))
             print(f"\nexport KUBECONFIG={c.kubeconfig}\n", file=sys.stderr, flush=True)
             participants_port = os.environ.get("KORDER_PARTICIPANTS_PORT", "8001")
             # make run is a laptop's: requests without a token act as the façade, unless
