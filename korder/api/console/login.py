@@ -163,6 +163,16 @@ def page(
     return HTMLResponse(html, status_code=status, headers={**HEADERS, **(headers or {})})
 
 
+def _cookie_attributes(request: Request) -> dict[str, Any]:
+    """The cookie's attributes (the module says why each), the same to set and to drop."""
+    return {
+        "path": base(request),
+        "httponly": True,
+        "samesite": "strict",
+        "secure": request.url.scheme == "https",
+    }
+
+
 @router.get("/login", response_class=HTMLResponse, response_model=None)
 async def login_page(
     request: Request, wanted: Annotated[str, Query(alias="next", max_length=2000)] = ""
@@ -195,14 +205,7 @@ async def log_in(request: Request) -> HTMLResponse | RedirectResponse:
     except Problem as problem:
         return page(request, status=problem.status, message=problem.detail, wanted=wanted)
     response = RedirectResponse(_next_page(request, wanted), status_code=303)
-    response.set_cookie(
-        COOKIE,
-        token,
-        path=base(request),
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
+    response.set_cookie(COOKIE, token, **_cookie_attributes(request))
     return response
 
 
@@ -211,13 +214,7 @@ async def log_out(request: Request) -> RedirectResponse:
     """Forget the token: the browser drops the cookie."""
     refuse_cross_site(request)
     response = RedirectResponse(f"{base(request)}/login", status_code=303)
-    response.delete_cookie(
-        COOKIE,
-        path=base(request),
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
+    response.delete_cookie(COOKIE, **_cookie_attributes(request))
     return response
 
 
